@@ -1,0 +1,143 @@
+"""`@checkpoint`: a function whose output kitaru records inside a flow."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any, overload
+
+from kitaru_core.errors import ConfigError, ContextError
+from kitaru_core.runtime.handles import OutputHandle
+from kitaru_core.runtime.specs import RUNTIMES, CheckpointSpec
+from kitaru_core.runtime.state import current_call, current_execution
+
+from . import settings as _settings
+
+
+class Checkpoint:
+    """A checkpoint function. Inside a flow a call returns an `OutputHandle`;
+    outside any flow it is a plain function call."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        retries: int | None = None,
+        retry_delay: float = 1.0,
+        backoff: float = 2.0,
+        type: str | None = None,
+        runtime: str = "inline",
+        cache: bool | None = None,
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise ConfigError(
+                f"@checkpoint(runtime={runtime!r}) on {fn.__qualname__}: expected one of "
+                f"{', '.join(RUNTIMES)}"
+            )
+        if retries is not None and (not isinstance(retries, int) or retries < 0):
+            raise ConfigError(f"@checkpoint(retries={retries!r}) on {fn.__qualname__}: expected an int >= 0")
+        functools.update_wrapper(self, fn)
+        self._fn = fn
+        self._explicit_retries = retries
+        self._explicit_cache = cache
+        self.__kitaru_checkpoint__ = CheckpointSpec(
+            fn=fn, name=name or fn.__name__, retries=retries or 0, retry_delay=retry_delay,
+            backoff=backoff, type=type, runtime=runtime, cache=bool(cache),
+        )
+        self._resolved: tuple[object, CheckpointSpec] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.__kitaru_checkpoint__.name
+
+    def _spec(self) -> CheckpointSpec:
+        current = _settings.current()
+        cached = self._resolved
+        if cached is not None and cached[0] is current:
+            return cached[1]
+        spec = self.__kitaru_checkpoint__
+        changes: dict[str, Any] = {}
+        if self._explicit_retries is None and current.retries != spec.retries:
+            changes["retries"] = current.retries
+        if self._explicit_cache is None and current.cache != spec.cache:
+            changes["cache"] = current.cache
+        resolved = replace(spec, **changes) if changes else spec
+        self._resolved = (current, resolved)
+        return resolved
+
+    def _context(self) -> Any:
+        call = current_call.get()
+        if call is not None:
+            inner = getattr(getattr(call, "call", None), "call_id", None) or "a checkpoint"
+            raise ContextError(
+                f"checkpoint {self.name!r} was called inside checkpoint {inner!r}; checkpoints "
+                "do not nest. Call it from the flow body, or call the plain function "
+                f"({self.name}.__wrapped__) inside the checkpoint"
+            )
+        return current_execution.get()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        ctx = self._context()
+        if ctx is None:
+            return self._fn(*args, **kwargs)
+        return ctx.call(self._spec(), args, kwargs)
+
+    def with_id(self, call_id: str) -> Callable[..., Any]:
+        """This checkpoint with an explicit call id instead of `name#n`."""
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            ctx = self._context()
+            if ctx is None:
+                return self._fn(*args, **kwargs)
+            return ctx.call(self._spec(), args, kwargs, call_id=call_id)
+
+        return call
+
+    def submit(self, *args: Any, **kwargs: Any) -> OutputHandle:
+        """Start the call concurrently; the handle's `.result()` / `.load()` wait for it."""
+        ctx = self._context()
+        if ctx is None:
+            return OutputHandle(self.name, self.name, value=self._fn(*args, **kwargs))
+        return ctx.call(self._spec(), args, kwargs, concurrent=True)
+
+    def map(self, *iterables: Iterable[Any]) -> list[OutputHandle]:
+        """Submit one call per item (several iterables are zipped, like `map`)."""
+        return [self.submit(*items) for items in zip(*iterables, strict=False)]
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self.__call__, obj)
+
+    def __repr__(self) -> str:
+        return f"<checkpoint {self.name}>"
+
+
+@overload
+def checkpoint(fn: Callable[..., Any], /) -> Checkpoint: ...
+@overload
+def checkpoint(
+    *,
+    name: str | None = None,
+    retries: int | None = None,
+    retry_delay: float = 1.0,
+    backoff: float = 2.0,
+    type: str | None = None,
+    runtime: str = "inline",
+    cache: bool | None = None,
+) -> Callable[[Callable[..., Any]], Checkpoint]: ...
+
+
+def checkpoint(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Make a function a checkpoint: `@checkpoint` or `@checkpoint(retries=2, ...)`.
+
+    Options: `retries` (with `retry_delay` seconds, growing by `backoff`), `type`
+    (a label such as "llm_call"), `runtime` ("inline" or "isolated": the stack's
+    execution target), `cache` (reuse a completed call with the same source and
+    inputs from any execution; off by default).
+    """
+    if fn is not None:
+        return Checkpoint(fn, **options)
+    return lambda f: Checkpoint(f, **options)

@@ -1,0 +1,362 @@
+"""`KitaruClient`: inspect and operate executions and artifacts from Python."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kitaru_core.records import ArtifactRecord, CallRecord, ExecutionRecord, WaitRecord
+from kitaru_core.runtime import service
+from kitaru_core.runtime.artifacts import read_value
+from kitaru_core.runtime.owner import describe_owner
+from kitaru_core.stack import Stack, get_stack, resolve_stack_name
+from kitaru_core.status import ExecutionStatus
+
+__all__ = [
+    "Artifact",
+    "CheckpointCall",
+    "Execution",
+    "ExecutionStatus",
+    "KitaruClient",
+    "LogEntry",
+    "PendingWait",
+    "ReplayResult",
+    "ReplaySubmission",
+]
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts else None
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, ExecutionStatus):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+class _Model:
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (what `-o json` prints)."""
+        return _jsonable(asdict(self))  # type: ignore[call-overload]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=str)
+
+
+@dataclass
+class Artifact(_Model):
+    """A typed, versioned artifact; `.load()` reads its value."""
+
+    artifact_id: str
+    name: str
+    direction: str
+    exec_id: str
+    call_id: str | None
+    type_name: str
+    serializer: str
+    size: int
+    version: int
+    key: str
+    created_at: datetime | None
+    metadata: dict[str, Any] | None = None
+    _stack: Stack | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, rec: ArtifactRecord, stack: Stack) -> Artifact:
+        return cls(
+            artifact_id=rec.artifact_id, name=rec.name, direction=rec.direction,
+            exec_id=rec.exec_id, call_id=rec.call_id, type_name=rec.type_name,
+            serializer=rec.serializer, size=rec.size, version=rec.version, key=rec.key,
+            created_at=_dt(rec.created_at), metadata=rec.metadata, _stack=stack,
+        )
+
+    def load(self) -> Any:
+        """The artifact's value."""
+        assert self._stack is not None
+        rec = ArtifactRecord(
+            artifact_id=self.artifact_id, exec_id=self.exec_id, name=self.name,
+            direction=self.direction, key=self.key, serializer=self.serializer,
+            type_name=self.type_name, size=self.size,
+        )
+        return read_value(self._stack.artifact_store, rec)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.pop("_stack", None)
+        return d
+
+
+@dataclass
+class CheckpointCall(_Model):
+    """One checkpoint call of an execution."""
+
+    call_id: str
+    name: str
+    status: str
+    attempts: int
+    seq: int
+    type: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    error: dict[str, Any] | None
+    artifacts: list[Artifact]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output(self) -> Artifact | None:
+        return next((a for a in self.artifacts if a.direction == "output"), None)
+
+
+@dataclass
+class PendingWait(_Model):
+    """A wait that has no input yet."""
+
+    name: str
+    question: str | None
+    schema: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    created_at: datetime | None
+    timeout: float | None
+
+    @classmethod
+    def of(cls, w: WaitRecord) -> PendingWait:
+        return cls(w.name, w.question, w.schema, w.metadata, _dt(w.created_at), w.timeout)
+
+
+@dataclass
+class Execution(_Model):
+    """One execution of a flow, as recorded."""
+
+    exec_id: str
+    flow_name: str
+    status: ExecutionStatus
+    started_at: datetime | None
+    ended_at: datetime | None
+    checkpoints: list[CheckpointCall]
+    pending_wait: PendingWait | None
+    failure: dict[str, Any] | None
+    original_exec_id: str | None
+    stack_name: str | None
+    owner: str | None
+    resumable: bool
+    waits: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LogEntry(_Model):
+    """A chunk of captured output."""
+
+    call_id: str | None
+    stream: str
+    text: str
+    created_at: datetime | None
+    seq: int
+
+
+@dataclass
+class ReplayResult(_Model):
+    original_exec_id: str
+    replay_exec_id: str | None
+    error: str | None = None
+
+
+@dataclass
+class ReplaySubmission(_Model):
+    """What `executions.replay(...)` started: one result per original execution."""
+
+    results: list[ReplayResult]
+
+
+class ExecutionsAPI:
+    """`KitaruClient().executions`."""
+
+    def __init__(self, client: KitaruClient) -> None:
+        self._client = client
+
+    @property
+    def _stack(self) -> Stack:
+        return self._client._stack
+
+    def get(self, exec_id: str) -> Execution:
+        """One execution with its checkpoint calls, artifacts and pending wait."""
+        stack = self._stack
+        reg = stack.registry
+        rec = reg.get_execution(exec_id)
+        arts = reg.list_artifacts(exec_id=rec.exec_id)
+        by_call: dict[str | None, list[Artifact]] = {}
+        for a in arts:
+            by_call.setdefault(a.call_id, []).append(Artifact.of(a, stack))
+        meta_by_call: dict[str | None, dict[str, Any]] = {}
+        for m in reg.get_metadata(rec.exec_id):
+            meta_by_call.setdefault(m.call_id, {})[m.key] = m.value
+        calls = [
+            _call(c, by_call.get(c.call_id, []), meta_by_call.get(c.call_id, {}))
+            for c in reg.get_calls(rec.exec_id)
+        ]
+        waits = reg.get_waits(rec.exec_id)
+        pending = next((PendingWait.of(w) for w in waits if w.status == "pending"), None)
+        return Execution(
+            exec_id=rec.exec_id, flow_name=rec.flow_name, status=ExecutionStatus(rec.status),
+            started_at=_dt(rec.started_at), ended_at=_dt(rec.ended_at), checkpoints=calls,
+            pending_wait=pending, failure=rec.failure, original_exec_id=rec.original_exec_id,
+            stack_name=(rec.stack or {}).get("name"), owner=describe_owner(rec.owner)
+            if rec.owner else None, resumable=service.is_resumable(rec),
+            waits=[
+                {"name": w.name, "status": w.status, "question": w.question, "value": w.value}
+                for w in waits
+            ],
+            metadata=meta_by_call.get(None, {}),
+        )
+
+    def list(
+        self, *, flow: str | None = None, status: str | ExecutionStatus | None = None,
+        limit: int | None = None,
+    ) -> list[Execution]:
+        """Executions, newest first (without their checkpoint details)."""
+        status_value = None if status is None else ExecutionStatus(status).value
+        records = self._stack.registry.list_executions(
+            flow_name=flow, status=status_value, limit=limit
+        )
+        return [_summary(r) for r in records]
+
+    def latest(self, *, flow: str | None = None) -> Execution | None:
+        found = self.list(flow=flow, limit=1)
+        return self.get(found[0].exec_id) if found else None
+
+    def logs(self, exec_id: str, *, checkpoint: str | None = None, after: int = 0) -> list[LogEntry]:
+        """Captured output, in order; `checkpoint` is a name (all its calls) or a call id."""
+        reg = self._stack.registry
+        rec = reg.get_execution(exec_id)
+        chunks = reg.get_logs(rec.exec_id, after=after)
+        if checkpoint is not None:
+            chunks = [
+                c for c in chunks
+                if c.call_id == checkpoint or (c.call_id or "").split("#")[0] == checkpoint
+            ]
+        out = []
+        for c in chunks:
+            text = c.text
+            if c.key:
+                text = self._stack.artifact_store.get_blob(c.key).decode(errors="replace")
+            out.append(LogEntry(c.call_id, c.stream, text, _dt(c.created_at), c.seq))
+        return out
+
+    def pending_waits(self, exec_id: str) -> list[PendingWait]:
+        reg = self._stack.registry
+        rec = reg.get_execution(exec_id)
+        return [PendingWait.of(w) for w in reg.get_waits(rec.exec_id) if w.status == "pending"]
+
+    def input(
+        self, exec_id: str, *, wait: str | None = None, value: Any = None, resume: bool = True
+    ) -> Execution:
+        """Answer a pending wait (validated); by default resume the execution in the background."""
+        rec, _, _ = service.provide_input(self._stack, exec_id, wait, value, resume=resume)
+        return self.get(rec.exec_id)
+
+    def resume(self, exec_id: str, *, background: bool = True) -> Execution:
+        """Continue a waiting execution, or a running one whose owner died."""
+        if background:
+            rec = service.resume_background(self._stack, exec_id, mode="resume")
+        else:
+            rec = service.resume_here(self._stack, exec_id, mode="resume")
+        return self.get(rec.exec_id)
+
+    def retry(self, exec_id: str, *, background: bool = True) -> Execution:
+        """Continue a failed execution in place (completed checkpoints are reused)."""
+        if background:
+            rec = service.resume_background(self._stack, exec_id, mode="retry")
+        else:
+            rec = service.resume_here(self._stack, exec_id, mode="retry")
+        return self.get(rec.exec_id)
+
+    def cancel(self, exec_id: str) -> Execution:
+        rec = service.cancel(self._stack, exec_id)
+        return self.get(rec.exec_id)
+
+    def replay(
+        self,
+        exec_ids: str | list[str],
+        *,
+        at: str,
+        checkpoint_overrides: dict[str, dict[str, Any]] | None = None,
+        flow_overrides: dict[str, Any] | None = None,
+        wait: bool = False,
+    ) -> ReplaySubmission:
+        """Replay one or several executions from `at`; each becomes a new linked execution."""
+        ids = [exec_ids] if isinstance(exec_ids, str) else list(exec_ids)
+        results = []
+        for eid in ids:
+            rec, run = service.replay(
+                self._stack, eid, at=at, checkpoint_overrides=checkpoint_overrides,
+                flow_overrides=flow_overrides, background=not wait,
+            )
+            if run is not None and wait:
+                run.join()
+            results.append(ReplayResult(original_exec_id=eid, replay_exec_id=rec.exec_id))
+        return ReplaySubmission(results=results)
+
+
+class ArtifactsAPI:
+    """`KitaruClient().artifacts`."""
+
+    def __init__(self, client: KitaruClient) -> None:
+        self._client = client
+
+    def list(self, exec_id: str, *, name: str | None = None) -> list[Artifact]:
+        stack = self._client._stack
+        rec = stack.registry.get_execution(exec_id)
+        return [
+            Artifact.of(a, stack) for a in stack.registry.list_artifacts(exec_id=rec.exec_id, name=name)
+        ]
+
+    def get(self, artifact_id: str) -> Artifact:
+        stack = self._client._stack
+        return Artifact.of(stack.registry.get_artifact(artifact_id), stack)
+
+
+class KitaruClient:
+    """Entry point for inspecting and operating executions on a stack (default: active)."""
+
+    def __init__(self, stack: str | None = None) -> None:
+        from . import settings
+
+        self._stack_name = resolve_stack_name(stack, settings.current().stack)
+        self._built: Stack | None = None
+        self.executions = ExecutionsAPI(self)
+        self.artifacts = ArtifactsAPI(self)
+
+    @property
+    def _stack(self) -> Stack:
+        if self._built is None:
+            self._built = get_stack(self._stack_name)
+        return self._built
+
+
+def _call(c: CallRecord, artifacts: list[Artifact], metadata: dict[str, Any]) -> CheckpointCall:
+    duration = (c.ended_at - c.started_at) if c.ended_at and c.started_at else None
+    return CheckpointCall(
+        call_id=c.call_id, name=c.name, status=c.status, attempts=c.attempts, seq=c.seq,
+        type=c.type, started_at=_dt(c.started_at), ended_at=_dt(c.ended_at),
+        duration_s=duration, error=c.error, artifacts=artifacts, metadata=metadata,
+    )
+
+
+def _summary(r: ExecutionRecord) -> Execution:
+    return Execution(
+        exec_id=r.exec_id, flow_name=r.flow_name, status=ExecutionStatus(r.status),
+        started_at=_dt(r.started_at), ended_at=_dt(r.ended_at), checkpoints=[],
+        pending_wait=None, failure=r.failure, original_exec_id=r.original_exec_id,
+        stack_name=(r.stack or {}).get("name"),
+        owner=describe_owner(r.owner) if r.owner else None, resumable=service.is_resumable(r),
+    )

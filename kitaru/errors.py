@@ -1,0 +1,43 @@
+"""kitaru's typed errors (defined in kitaru_core, re-exported here)."""
+
+from kitaru_core.errors import (
+    ArtifactNotFoundError,
+    CheckpointFailedError,
+    ConfigError,
+    ContextError,
+    ExecutionCancelledError,
+    ExecutionNotFoundError,
+    ExecutionOwnedError,
+    FlavorNotFoundError,
+    FlowFailedError,
+    InvalidStateError,
+    KitaruDivergenceError,
+    KitaruError,
+    PluginError,
+    SerializationError,
+    StackNotFoundError,
+    TaskError,
+    WaitInputError,
+    WaitTimeoutError,
+)
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "CheckpointFailedError",
+    "ConfigError",
+    "ContextError",
+    "ExecutionCancelledError",
+    "ExecutionNotFoundError",
+    "ExecutionOwnedError",
+    "FlavorNotFoundError",
+    "FlowFailedError",
+    "InvalidStateError",
+    "KitaruDivergenceError",
+    "KitaruError",
+    "PluginError",
+    "SerializationError",
+    "StackNotFoundError",
+    "TaskError",
+    "WaitInputError",
+    "WaitTimeoutError",
+]

@@ -1,0 +1,92 @@
+"""The error hierarchy: every error kitaru raises on purpose is a `KitaruError`.
+
+Each message says what was wrong, where, and what to do about it; the command
+line prints the message and exits non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class KitaruError(Exception):
+    """Base class of every error kitaru raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(KitaruError):
+    """A stack file, config value or setting is invalid."""
+
+    exit_code = 2
+
+
+class StackNotFoundError(ConfigError):
+    """A stack name that is not registered."""
+
+
+class FlavorNotFoundError(ConfigError):
+    """A stack names a flavor that no installed plugin provides."""
+
+
+class PluginError(KitaruError):
+    """A plugin failed to load or registered something invalid."""
+
+
+class ExecutionNotFoundError(KitaruError):
+    """An execution id that the registry does not know."""
+
+
+class ArtifactNotFoundError(KitaruError):
+    """An artifact id or name that the registry does not know."""
+
+
+class ExecutionOwnedError(KitaruError):
+    """Another live runner owns (holds the lease of) this execution."""
+
+
+class InvalidStateError(KitaruError):
+    """The execution is not in a state that allows the operation."""
+
+
+class ContextError(KitaruError):
+    """A kitaru primitive was used where it is not allowed (e.g. `wait()` in a checkpoint)."""
+
+
+class SerializationError(KitaruError):
+    """A value could not be turned into an artifact, or read back from one."""
+
+
+class WaitInputError(KitaruError):
+    """A wait input does not match the wait's schema, or names no pending wait."""
+
+
+class KitaruDivergenceError(KitaruError):
+    """The flow now calls checkpoints in a different order than the record shows."""
+
+
+class CheckpointFailedError(KitaruError):
+    """A checkpoint raised after all of its retries."""
+
+    def __init__(self, message: str, *, call_id: str | None = None) -> None:
+        super().__init__(message)
+        self.call_id = call_id
+
+
+class FlowFailedError(KitaruError):
+    """An execution ended `failed`; raised by `FlowHandle.wait()`."""
+
+    def __init__(self, message: str, *, exec_id: str, failure: dict | None = None) -> None:
+        super().__init__(message)
+        self.exec_id = exec_id
+        self.failure = failure or {}
+
+
+class ExecutionCancelledError(KitaruError):
+    """The execution was cancelled."""
+
+
+class WaitTimeoutError(KitaruError):
+    """`FlowHandle.wait(timeout=...)` gave up before the execution finished."""
+
+
+class TaskError(KitaruError):
+    """An isolated checkpoint's task could not be submitted, run or read back."""

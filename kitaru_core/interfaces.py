@@ -1,0 +1,252 @@
+"""The four component interfaces a stack is made of.
+
+A plugin implements one of these per flavor. Implementations receive their
+validated, frozen config model and a `ComponentContext`; they import their SDKs
+inside methods, never at module import time.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from .records import (
+        ArtifactRecord,
+        CallRecord,
+        ExecutionRecord,
+        LogChunk,
+        MetadataEntry,
+        WaitRecord,
+    )
+
+
+class FlavorConfig(BaseModel):
+    """Base of every flavor's config: frozen, and a typo in a key is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentContext:
+    """What every component is told besides its own config."""
+
+    home: Path  # the kitaru home folder
+    stack_name: str
+    durability: str = "default"  # "default" survives a process kill, "strict" a power loss
+
+    @property
+    def strict(self) -> bool:
+        return self.durability == "strict"
+
+
+class Component(abc.ABC):
+    """Common shape: built from (config, context), closed when the stack is released."""
+
+    type: ClassVar[str]
+
+    def __init__(self, config: FlavorConfig, context: ComponentContext) -> None:
+        self.config = config
+        self.context = context
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files."""
+
+
+class Registry(Component):
+    """The durable record: executions, calls, waits, artifact refs, logs, metadata.
+
+    State transitions are compare-and-set; an owner with a lease runs an
+    execution. Payloads never live here, only references to the artifact store.
+    """
+
+    type = "registry"
+
+    # -- executions -------------------------------------------------------
+    @abc.abstractmethod
+    def create_execution(self, record: ExecutionRecord) -> None:
+        """Insert a new execution (its id must be new)."""
+
+    @abc.abstractmethod
+    def get_execution(self, exec_id: str) -> ExecutionRecord:
+        """Return the execution with this id or unique id prefix.
+
+        Raises `ExecutionNotFoundError` when none (or several) match.
+        """
+
+    @abc.abstractmethod
+    def list_executions(
+        self, *, flow_name: str | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[ExecutionRecord]:
+        """Executions, newest first, optionally filtered."""
+
+    @abc.abstractmethod
+    def claim_execution(
+        self, exec_id: str, *, owner: str, lease_expires: float, expected_version: int
+    ) -> bool:
+        """Make `owner` the owner if the row still has `expected_version`; True if it won."""
+
+    @abc.abstractmethod
+    def renew_lease(self, exec_id: str, *, owner: str, lease_expires: float) -> bool:
+        """Extend the lease of `owner`; False if it no longer owns the execution."""
+
+    @abc.abstractmethod
+    def update_execution(
+        self,
+        exec_id: str,
+        fields: dict[str, Any],
+        *,
+        owner: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+    ) -> bool:
+        """Set `fields` (bumping the version) if the row matches; True if it did.
+
+        `owner` given: only while that owner holds the execution (fencing).
+        `statuses` given: only while the status is one of them (compare-and-set).
+        """
+
+    # -- checkpoint calls -------------------------------------------------
+    @abc.abstractmethod
+    def get_calls(self, exec_id: str) -> list[CallRecord]:
+        """All calls of an execution, in call order (seq)."""
+
+    @abc.abstractmethod
+    def save_call(
+        self,
+        call: CallRecord,
+        artifacts: Sequence[ArtifactRecord] = (),
+        logs: Sequence[LogChunk] = (),
+        metadata: Sequence[MetadataEntry] = (),
+    ) -> None:
+        """Insert or replace a call with its artifacts, logs and metadata in one transaction."""
+
+    @abc.abstractmethod
+    def find_cached_call(self, cache_key: str) -> CallRecord | None:
+        """A completed call (any execution) with this cache key, newest first."""
+
+    # -- artifacts --------------------------------------------------------
+    @abc.abstractmethod
+    def add_artifacts(self, artifacts: list[ArtifactRecord]) -> None:
+        """Insert artifact references; versions are assigned per name."""
+
+    @abc.abstractmethod
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        """One artifact by id (or unique prefix); `ArtifactNotFoundError` if unknown."""
+
+    @abc.abstractmethod
+    def list_artifacts(
+        self, *, exec_id: str | None = None, name: str | None = None, call_id: str | None = None
+    ) -> list[ArtifactRecord]:
+        """Artifacts in creation order, optionally filtered."""
+
+    # -- waits ------------------------------------------------------------
+    @abc.abstractmethod
+    def create_wait(self, wait: WaitRecord) -> WaitRecord:
+        """Record a pending wait unless one with this name exists; return the stored one."""
+
+    @abc.abstractmethod
+    def get_waits(self, exec_id: str) -> list[WaitRecord]:
+        """All waits of an execution, in order."""
+
+    @abc.abstractmethod
+    def answer_wait(self, exec_id: str, name: str, value: Any) -> bool:
+        """Store an input for a pending wait; False if it is not pending."""
+
+    # -- logs and metadata ------------------------------------------------
+    @abc.abstractmethod
+    def append_logs(self, chunks: list[LogChunk]) -> None:
+        """Append captured output chunks."""
+
+    @abc.abstractmethod
+    def get_logs(
+        self, exec_id: str, *, call_id: str | None = None, after: int = 0
+    ) -> list[LogChunk]:
+        """Chunks with a sequence number above `after`, in order."""
+
+    @abc.abstractmethod
+    def add_metadata(self, entries: list[MetadataEntry]) -> None:
+        """Append `kitaru.log` entries."""
+
+    @abc.abstractmethod
+    def get_metadata(self, exec_id: str) -> list[MetadataEntry]:
+        """All metadata entries of an execution, in order."""
+
+
+class ArtifactStore(Component):
+    """Bytes by key: content-addressed blobs plus a few named files (task specs, results)."""
+
+    type = "artifact_store"
+
+    @abc.abstractmethod
+    def put_blob(self, data: bytes, key: str) -> None:
+        """Store `data` under its sha256 `key`; a no-op if that key already exists."""
+
+    @abc.abstractmethod
+    def get_blob(self, key: str) -> bytes:
+        """The bytes stored under `key`; `ArtifactNotFoundError` if absent."""
+
+    @abc.abstractmethod
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write a named file (relative path), replacing it atomically."""
+
+    @abc.abstractmethod
+    def read_file(self, path: str) -> bytes | None:
+        """A named file's bytes, or None if it does not exist."""
+
+    @abc.abstractmethod
+    def url(self, path: str) -> str:
+        """An fsspec URL of a named file, readable by a worker elsewhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """What an execution target reports about one task."""
+
+    state: str  # "pending", "running", "succeeded", "failed", "lost"
+    message: str = ""
+
+
+class ExecutionTarget(Component):
+    """Runs one checkpoint call from a task spec somewhere (the hands)."""
+
+    type = "execution_target"
+    #: True for a target that runs calls in the runner's own process.
+    in_process: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def submit(self, spec_url: str, *, task_name: str, env: dict[str, str]) -> dict[str, Any]:
+        """Start `python -m kitaru_core.worker --spec <spec_url>`; return a JSON-able handle."""
+
+    @abc.abstractmethod
+    def poll(self, handle: dict[str, Any]) -> TaskState:
+        """The state of a submitted task; works for a handle from an earlier process."""
+
+    @abc.abstractmethod
+    def cancel(self, handle: dict[str, Any]) -> None:
+        """Stop a task if it still runs."""
+
+    def logs(self, handle: dict[str, Any]) -> str:
+        """The task's own output as the target kept it ("" if none)."""
+        return ""
+
+
+class Orchestrator(Component):
+    """Launches (and relaunches after a wait or a crash) the flow body somewhere."""
+
+    type = "orchestrator"
+    #: True when `flow.run()` runs the flow body inside the caller's process.
+    in_process: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def launch(
+        self, exec_id: str, *, command: list[str], env: dict[str, str], cwd: str | None
+    ) -> dict[str, Any]:
+        """Start `command` (which resumes `exec_id`) detached; return a JSON-able handle."""
+
+    def cancel(self, handle: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Stop a launched runner if it still runs."""

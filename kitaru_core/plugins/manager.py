@@ -1,0 +1,172 @@
+"""Discovers plugins through entry points (group `kitaru`) and collects their flavors.
+
+One broken plugin is reported and skipped; `KITARU_STRICT_PLUGINS=1` makes it
+fatal. Tests build their own `PluginManager` and register modules explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from ..errors import FlavorNotFoundError, PluginError
+from . import hookspecs
+from .flavor import Flavor
+from .markers import PROJECT
+from .registrar import FlavorRegistrar
+
+ENTRY_POINT_GROUP = "kitaru"
+
+# Flavors that kitaru's own plugin packages provide, so that a stack naming one
+# that is not installed can say which `pip install` fixes it.
+KNOWN_FLAVOR_PACKAGES: dict[tuple[str, str], str] = {
+    ("registry", "sqlite"): "kitaru-local",
+    ("artifact_store", "local"): "kitaru-local",
+    ("orchestrator", "local"): "kitaru-local",
+    ("execution_target", "inline"): "kitaru-local",
+    ("execution_target", "process"): "kitaru-local",
+    ("registry", "postgres"): "kitaru-postgres",
+    ("registry", "server"): "kitaru-server",
+    ("artifact_store", "s3"): "kitaru-aws",
+    ("execution_target", "sagemaker"): "kitaru-aws",
+    ("artifact_store", "gcs"): "kitaru-gcp",
+    ("execution_target", "vertex"): "kitaru-gcp",
+    ("execution_target", "cloud-run"): "kitaru-gcp",
+    ("artifact_store", "azure"): "kitaru-azure",
+    ("execution_target", "azureml"): "kitaru-azure",
+    ("orchestrator", "kubernetes"): "kitaru-kubernetes",
+    ("execution_target", "kubernetes"): "kitaru-kubernetes",
+}
+
+
+@dataclass
+class PluginInfo:
+    """What `kitaru plugins list` shows about one plugin."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    flavors: list[Flavor] = field(default_factory=list)
+    error: str | None = None
+
+
+class PluginManager:
+    """A pluggy manager plus the flavors its plugins registered."""
+
+    def __init__(self) -> None:
+        self._pm = pluggy.PluginManager(PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._infos: dict[str, PluginInfo] = {}
+        self._registrar: FlavorRegistrar | None = None
+
+    # -- loading ----------------------------------------------------------
+    def load_entry_points(self) -> None:
+        """Import every module registered under the `kitaru` entry point group."""
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in self._infos:
+                continue
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist.name if dist else None,
+                version=dist.version if dist else None,
+            )
+            self._infos[ep.name] = info
+            try:
+                module = ep.load()
+                self._pm.register(module, name=ep.name)
+            except Exception as exc:  # any import error of a third party's code
+                info.error = f"{type(exc).__name__}: {exc}"
+                self._maybe_strict(info)
+        self._registrar = None
+
+    def register(self, module: types.ModuleType | object, name: str | None = None) -> None:
+        """Register a plugin object explicitly (tests, embedded use)."""
+        plugin_name = name or getattr(module, "__name__", repr(module))
+        self._infos[plugin_name] = PluginInfo(name=plugin_name, module=plugin_name)
+        self._pm.register(module, name=plugin_name)
+        self._registrar = None
+
+    # -- flavors ----------------------------------------------------------
+    @property
+    def registrar(self) -> FlavorRegistrar:
+        if self._registrar is None:
+            self._registrar = self._collect()
+        return self._registrar
+
+    def flavor(self, type_: str, name: str) -> Flavor:
+        """The flavor `name` of `type_`, or a `FlavorNotFoundError` naming the installed ones."""
+        found = self.registrar.get(type_, name)
+        if found is not None:
+            return found
+        installed = ", ".join(f.name for f in self.registrar.of_type(type_)) or "none"
+        hint = KNOWN_FLAVOR_PACKAGES.get((type_, name))
+        fix = (
+            f"install it with `pip install {hint}`"
+            if hint
+            else "install the plugin that provides it, or pick an installed flavor"
+        )
+        broken = [i for i in self._infos.values() if i.error]
+        extra = (
+            "; plugins that failed to load: "
+            + ", ".join(f"{i.name} ({i.error})" for i in broken)
+            if broken
+            else ""
+        )
+        raise FlavorNotFoundError(
+            f"unknown {type_} flavor {name!r}; installed {type_} flavors: {installed}; "
+            f"{fix}{extra}"
+        )
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every plugin seen, with its flavors or its load error."""
+        self.registrar  # noqa: B018 - make sure flavors are collected
+        return [self._infos[k] for k in sorted(self._infos)]
+
+    def _collect(self) -> FlavorRegistrar:
+        registrar = FlavorRegistrar()
+        for info in self._infos.values():
+            info.flavors = []
+        for impl in self._pm.hook.kitaru_register_flavors.get_hookimpls():
+            info = self._infos.setdefault(
+                impl.plugin_name, PluginInfo(name=impl.plugin_name, module=impl.plugin_name)
+            )
+            registrar.current_plugin = info.distribution or info.name
+            before = set(registrar.all())
+            try:
+                impl.function(registrar=registrar)
+            except Exception as exc:
+                info.error = f"{type(exc).__name__}: {exc}"
+                self._maybe_strict(info)
+            info.flavors = [f for f in registrar.all() if f not in before]
+        return registrar
+
+    @staticmethod
+    def _maybe_strict(info: PluginInfo) -> None:
+        if os.environ.get("KITARU_STRICT_PLUGINS", "") not in ("", "0", "false"):
+            raise PluginError(f"plugin {info.name!r} ({info.module}) failed to load: {info.error}")
+
+
+_default: PluginManager | None = None
+
+
+def default_manager() -> PluginManager:
+    """The process-wide manager, loaded from entry points on first use."""
+    global _default
+    if _default is None:
+        manager = PluginManager()
+        manager.load_entry_points()
+        _default = manager
+    return _default
+
+
+def set_default_manager(manager: PluginManager | None) -> None:
+    """Replace (or with None, reset) the process-wide manager."""
+    global _default
+    _default = manager

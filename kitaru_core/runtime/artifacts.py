@@ -1,0 +1,106 @@
+"""Values <-> artifacts: serialize, content-address, store, and describe."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SerializationError
+from ..records import ArtifactRecord
+from ..serializers import deserialize, serialize, type_name
+
+if TYPE_CHECKING:
+    from ..interfaces import ArtifactStore
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def write_value(
+    store: ArtifactStore,
+    value: Any,
+    *,
+    exec_id: str,
+    name: str,
+    direction: str,
+    call_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    what: str = "",
+) -> ArtifactRecord:
+    """Serialize `value`, store its bytes, and return the (not yet recorded) reference.
+
+    `what` names the place for error messages, e.g. "checkpoint 'research#1' output".
+    """
+    try:
+        data, serializer = serialize(value)
+    except SerializationError as exc:
+        raise SerializationError(f"{what or name}: {exc}") from None
+    return write_bytes(
+        store,
+        data,
+        serializer=serializer,
+        type_name_=type_name(value),
+        exec_id=exec_id,
+        name=name,
+        direction=direction,
+        call_id=call_id,
+        metadata=metadata,
+    )
+
+
+def write_bytes(
+    store: ArtifactStore,
+    data: bytes,
+    *,
+    serializer: str,
+    type_name_: str,
+    exec_id: str,
+    name: str,
+    direction: str,
+    call_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> ArtifactRecord:
+    key = hashlib.sha256(data).hexdigest()
+    store.put_blob(data, key)
+    return ArtifactRecord(
+        artifact_id=new_id(),
+        exec_id=exec_id,
+        name=name,
+        direction=direction,
+        key=key,
+        serializer=serializer,
+        type_name=type_name_,
+        size=len(data),
+        call_id=call_id,
+        created_at=time.time(),
+        metadata=metadata,
+    )
+
+
+def link(
+    source: ArtifactRecord, *, exec_id: str, name: str, direction: str, call_id: str | None
+) -> ArtifactRecord:
+    """A new reference to the same stored bytes (lineage: an input that was an output)."""
+    meta = dict(source.metadata or {})
+    meta["source_artifact"] = source.artifact_id
+    return ArtifactRecord(
+        artifact_id=new_id(),
+        exec_id=exec_id,
+        name=name,
+        direction=direction,
+        key=source.key,
+        serializer=source.serializer,
+        type_name=source.type_name,
+        size=source.size,
+        call_id=call_id,
+        created_at=time.time(),
+        metadata=meta,
+    )
+
+
+def read_value(store: ArtifactStore, record: ArtifactRecord) -> Any:
+    """Load the value an artifact reference points at."""
+    return deserialize(store.get_blob(record.key), record.serializer)

@@ -1,0 +1,619 @@
+"""The runner: runs one execution's flow body and makes each checkpoint call durable.
+
+The flow body runs from the top on every (re)start. Each checkpoint call gets
+an identity (`name#n`, or an explicit id) and a position (`seq`); a completed
+record at that identity returns the stored output without running the
+function, and a different call at a recorded position is a divergence. An
+output is durable (blob written, then the record committed) before the flow
+moves on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    ContextError,
+    ExecutionCancelledError,
+    KitaruDivergenceError,
+    KitaruError,
+    SerializationError,
+)
+from ..records import ArtifactRecord, CallRecord, ExecutionRecord, LogChunk, MetadataEntry
+from ..status import CallStatus, ExecutionStatus
+from . import capture
+from .artifacts import link, write_value
+from .handles import OutputHandle, resolve
+from .owner import LEASE_SECONDS
+from .state import current_call, current_execution
+
+if TYPE_CHECKING:
+    from ..stack import Stack
+    from .specs import CheckpointSpec, FlowSpec
+
+_TICK_SECONDS = 0.5
+_MAX_WORKERS = 8
+
+
+class FlowSuspended(BaseException):
+    """Raised through the flow body when a wait times out: the execution becomes `waiting`.
+
+    A BaseException, so a user's `except Exception` does not swallow it.
+    """
+
+    def __init__(self, wait_name: str) -> None:
+        super().__init__(wait_name)
+        self.wait_name = wait_name
+
+
+class _Cancelled(BaseException):
+    """Raised through the flow body once the execution was cancelled elsewhere."""
+
+
+class CallContext:
+    """The checkpoint call running in this context: collects saves, logs and metadata."""
+
+    __slots__ = ("artifacts", "call", "execution", "metadata", "saved_names")
+
+    def __init__(self, execution: ExecutionContext, call: CallRecord) -> None:
+        self.execution = execution
+        self.call = call
+        self.artifacts: list[ArtifactRecord] = []
+        self.metadata: list[MetadataEntry] = []
+        self.saved_names: set[str] = set()
+
+    @property
+    def exec_id(self) -> str:
+        return self.call.exec_id
+
+    def save(self, name: str, value: Any, type: str | None = None) -> ArtifactRecord:
+        meta = {"artifact_type": type} if type else None
+        art = write_value(
+            self.execution.store,
+            value,
+            exec_id=self.exec_id,
+            name=name,
+            direction="saved",
+            call_id=self.call.call_id,
+            metadata=meta,
+            what=f"kitaru.save({name!r}) in checkpoint {self.call.call_id!r}",
+        )
+        self.artifacts.append(art)
+        return art
+
+    def log(self, values: dict[str, Any]) -> None:
+        now = time.time()
+        for key, value in values.items():
+            self.metadata.append(MetadataEntry(self.exec_id, self.call.call_id, key, value, now))
+
+
+class ReplayPlan:
+    """What a replay reuses from its original: steps before `at_seq`, plus overrides."""
+
+    def __init__(self, ctx: ExecutionContext, replay: dict[str, Any]) -> None:
+        registry = ctx.registry
+        self.source = replay["source"]
+        self.at_seq = int(replay["at_seq"])
+        self.calls = {c.seq: c for c in registry.get_calls(self.source)}
+        self.waits = {w.seq: w for w in registry.get_waits(self.source)}
+        self.overrides: dict[str, str] = dict(replay.get("checkpoint_overrides") or {})
+        self._registry = registry
+
+    def artifact(self, artifact_id: str) -> ArtifactRecord:
+        return self._registry.get_artifact(artifact_id)
+
+
+class ExecutionContext:
+    """State of one execution while its flow body runs in this process."""
+
+    def __init__(self, record: ExecutionRecord, stack: Stack, owner: str) -> None:
+        self.record = record
+        self.exec_id = record.exec_id
+        self.stack = stack
+        self.registry = stack.registry
+        self.store = stack.artifact_store
+        self.owner = owner
+        calls = self.registry.get_calls(self.exec_id)
+        self.calls: dict[str, CallRecord] = {c.call_id: c for c in calls}
+        self.completed_by_seq: dict[int, str] = {
+            c.seq: c.call_id for c in calls if c.status == CallStatus.COMPLETED.value
+        }
+        self.waits = {w.name: w for w in self.registry.get_waits(self.exec_id)}
+        self.waits_by_seq = {w.seq: w.name for w in self.waits.values()}
+        self._artifacts: dict[str, ArtifactRecord] | None = None
+        self.replay = ReplayPlan(self, record.replay) if record.replay else None
+        self._seq = 0
+        self._counts: dict[str, int] = {}
+        self._wait_counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._futures: list[Future[OutputHandle]] = []
+        self._captures: list[capture.Capture] = []
+        self.cancelled = False
+        self.lost_lease = False
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    # -- identity and divergence ----------------------------------------------
+    def next_step(self, name: str, explicit_id: str | None, kind: str = "call") -> tuple[int, str]:
+        """Assign the next position and this call's (or wait's) identity."""
+        with self._lock:
+            seq = self._seq
+            self._seq += 1
+            if explicit_id:
+                step_id = explicit_id
+            elif kind == "wait":
+                n = self._wait_counts.get(name, 0) + 1
+                self._wait_counts[name] = n
+                step_id = name if n == 1 else f"{name}#{n}"
+            else:
+                n = self._counts.get(name, 0) + 1
+                self._counts[name] = n
+                step_id = f"{name}#{n}"
+        self._check_divergence(seq, step_id, kind)
+        return seq, step_id
+
+    def _check_divergence(self, seq: int, step_id: str, kind: str) -> None:
+        recorded_call = self.completed_by_seq.get(seq)
+        recorded_wait = self.waits_by_seq.get(seq)
+        if kind == "call" and recorded_call not in (None, step_id):
+            self._diverged(seq, f"checkpoint call {recorded_call!r}", f"checkpoint call {step_id!r}")
+        if kind == "call" and recorded_wait is not None and recorded_call is None:
+            self._diverged(seq, f"wait {recorded_wait!r}", f"checkpoint call {step_id!r}")
+        if kind == "wait" and recorded_call is not None:
+            self._diverged(seq, f"checkpoint call {recorded_call!r}", f"wait {step_id!r}")
+        if kind == "wait" and recorded_wait not in (None, step_id):
+            self._diverged(seq, f"wait {recorded_wait!r}", f"wait {step_id!r}")
+
+    def _diverged(self, seq: int, recorded: str, now: str) -> None:
+        raise KitaruDivergenceError(
+            f"execution {self.exec_id} diverged at step {seq + 1}: the record has {recorded}, "
+            f"but the flow now makes {now}. The flow code changed since this execution was "
+            "recorded; restore the old code to resume it, or start a new run (or a replay "
+            "from before this step) with the new code"
+        )
+
+    def artifact(self, artifact_id: str) -> ArtifactRecord:
+        if self._artifacts is None:
+            self._artifacts = {
+                a.artifact_id: a for a in self.registry.list_artifacts(exec_id=self.exec_id)
+            }
+        art = self._artifacts.get(artifact_id)
+        if art is None:
+            art = self.registry.get_artifact(artifact_id)
+        return art
+
+    def check_cancelled(self) -> None:
+        if self.cancelled:
+            raise _Cancelled()
+
+    # -- checkpoint calls -----------------------------------------------------
+    def call(
+        self,
+        spec: CheckpointSpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        concurrent: bool = False,
+    ) -> OutputHandle:
+        """One checkpoint call from the flow body: replayed from the record or run live."""
+        self.check_cancelled()
+        seq, cid = self.next_step(spec.name, call_id)
+        recorded = self.calls.get(cid)
+        if recorded is not None and recorded.status == CallStatus.COMPLETED.value:
+            return self._recorded_handle(recorded)
+        reused = self._reuse_from_replay(spec, seq, cid)
+        if reused is not None:
+            return reused
+        attempts_before = recorded.attempts if recorded is not None else 0
+        if concurrent:
+            executor = self._pool()
+            ctx = contextvars.copy_context()
+            future = executor.submit(
+                ctx.run, self._run_live, spec, seq, cid, args, kwargs, attempts_before, recorded
+            )
+            self._futures.append(future)
+            return OutputHandle(cid, spec.name, future=future)
+        return self._run_live(spec, seq, cid, args, kwargs, attempts_before, recorded)
+
+    def _recorded_handle(self, call: CallRecord) -> OutputHandle:
+        art = self.artifact(call.output_artifact) if call.output_artifact else None
+        if art is None:
+            return OutputHandle(call.call_id, call.name, value=None)
+        return OutputHandle(call.call_id, call.name, artifact=art, store=self.store)
+
+    def _reuse_from_replay(self, spec: CheckpointSpec, seq: int, cid: str) -> OutputHandle | None:
+        plan = self.replay
+        if plan is None:
+            return None
+        override = plan.overrides.get(cid) or plan.overrides.get(spec.name)
+        if override is None and seq >= plan.at_seq:
+            return None
+        if override is not None:
+            source_art = plan.artifact(override)
+            origin = {"override": True}
+        else:
+            original = plan.calls.get(seq)
+            if original is None or original.status != CallStatus.COMPLETED.value:
+                return None
+            if original.call_id != cid:
+                self._diverged(
+                    seq, f"checkpoint call {original.call_id!r} (in {plan.source})",
+                    f"checkpoint call {cid!r}",
+                )
+            if original.output_artifact is None:
+                return None
+            source_art = plan.artifact(original.output_artifact)
+            origin = {"replayed_from": plan.source}
+        art = link(source_art, exec_id=self.exec_id, name=spec.name, direction="output", call_id=cid)
+        art.metadata = {**(art.metadata or {}), **origin}
+        now = time.time()
+        call = CallRecord(
+            exec_id=self.exec_id, call_id=cid, name=spec.name, seq=seq,
+            status=CallStatus.COMPLETED.value, type=spec.type, attempts=0,
+            started_at=now, ended_at=now, output_artifact=art.artifact_id,
+        )
+        self.registry.save_call(call, [art])
+        self.calls[cid] = call
+        return OutputHandle(cid, spec.name, artifact=art, store=self.store)
+
+    def _run_live(
+        self,
+        spec: CheckpointSpec,
+        seq: int,
+        cid: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        attempts_before: int,
+        previous: CallRecord | None,
+    ) -> OutputHandle:
+        args = tuple(resolve(a) for a in args) if args else args
+        kwargs = {k: resolve(v) for k, v in kwargs.items()} if kwargs else kwargs
+        inputs = _input_artifacts(self, spec, cid, args, kwargs)
+        cache_key = _cache_key(spec, inputs) if spec.cache else None
+        if cache_key is not None:
+            hit = self._from_cache(spec, seq, cid, cache_key, inputs)
+            if hit is not None:
+                return hit
+        call = CallRecord(
+            exec_id=self.exec_id, call_id=cid, name=spec.name, seq=seq,
+            status=CallStatus.RUNNING.value, type=spec.type, attempts=attempts_before,
+            started_at=time.time(), cache_key=cache_key,
+            task=previous.task if previous is not None else None,
+        )
+        if spec.runtime == "isolated" and not self.stack.execution_target.in_process:
+            from .isolated import run_isolated
+
+            return run_isolated(self, spec, call, args, kwargs, inputs)
+        return self._run_inline(spec, call, args, kwargs, inputs)
+
+    def _run_inline(
+        self,
+        spec: CheckpointSpec,
+        call: CallRecord,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        inputs: list[ArtifactRecord],
+    ) -> OutputHandle:
+        attempt = 0
+        while True:
+            attempt += 1
+            call.attempts += 1
+            self.registry.save_call(call)
+            cap, cap_token = capture.start(call.call_id)
+            call_ctx = CallContext(self, call)
+            call_token = current_call.set(call_ctx)
+            self._captures.append(cap)
+            try:
+                value = spec.fn(*args, **kwargs)
+                error = None
+            except Exception as exc:
+                value, error = None, exc
+            finally:
+                current_call.reset(call_token)
+                capture.stop(cap_token)
+                self._captures.remove(cap)
+            if error is None:
+                try:
+                    output = write_value(
+                        self.store, value, exec_id=self.exec_id, name=spec.name,
+                        direction="output", call_id=call.call_id,
+                        what=f"checkpoint {call.call_id!r} output",
+                    )
+                except SerializationError as exc:
+                    error = exc
+            if error is None:
+                call.status = CallStatus.COMPLETED.value
+                call.ended_at = time.time()
+                call.output_artifact = output.artifact_id
+                call.error = None
+                self.registry.save_call(
+                    call, [*inputs, output, *call_ctx.artifacts], self._chunks(cap),
+                    call_ctx.metadata,
+                )
+                self.calls[call.call_id] = call
+                self.completed_by_seq[call.seq] = call.call_id
+                return OutputHandle(call.call_id, spec.name, value=value, artifact=output,
+                                    store=self.store)
+            retry = attempt <= spec.retries and not isinstance(error, SerializationError | KitaruError)
+            call.error = _error_info(error)
+            if retry:
+                call.status = CallStatus.RUNNING.value
+                delay = spec.retry_delay * (spec.backoff ** (attempt - 1))
+                cap.add("stderr", f"[kitaru] attempt {attempt} failed: {error!r}; "
+                        f"retrying in {delay:.2f}s\n")
+                self.registry.save_call(call, call_ctx.artifacts, self._chunks(cap),
+                                        call_ctx.metadata)
+                self._sleep(delay)
+                continue
+            call.status = CallStatus.FAILED.value
+            call.ended_at = time.time()
+            self.registry.save_call(call, [*inputs, *call_ctx.artifacts], self._chunks(cap),
+                                    call_ctx.metadata)
+            self.calls[call.call_id] = call
+            raise error
+
+    def _from_cache(
+        self, spec: CheckpointSpec, seq: int, cid: str, cache_key: str,
+        inputs: list[ArtifactRecord],
+    ) -> OutputHandle | None:
+        hit = self.registry.find_cached_call(cache_key)
+        if hit is None or hit.output_artifact is None:
+            return None
+        source = self.registry.get_artifact(hit.output_artifact)
+        art = link(source, exec_id=self.exec_id, name=spec.name, direction="output", call_id=cid)
+        art.metadata = {**(art.metadata or {}), "cache_hit": f"{hit.exec_id}/{hit.call_id}"}
+        now = time.time()
+        call = CallRecord(
+            exec_id=self.exec_id, call_id=cid, name=spec.name, seq=seq,
+            status=CallStatus.COMPLETED.value, type=spec.type, attempts=0, started_at=now,
+            ended_at=now, output_artifact=art.artifact_id, cache_key=cache_key,
+        )
+        self.registry.save_call(call, [*inputs, art])
+        self.calls[cid] = call
+        return OutputHandle(cid, spec.name, artifact=art, store=self.store)
+
+    def _chunks(self, cap: capture.Capture) -> list[LogChunk]:
+        return [
+            LogChunk(self.exec_id, cap.call_id, 0, stream, text, ts)
+            for stream, text, ts in cap.drain()
+        ]
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.check_cancelled()
+            time.sleep(min(left, _TICK_SECONDS))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=_MAX_WORKERS, thread_name_prefix=f"kitaru-{self.exec_id[:8]}"
+                )
+            return self._executor
+
+    def join_submitted(self) -> None:
+        """Wait for every submitted call; re-raise the first failure."""
+        first_error: BaseException | None = None
+        for future in self._futures:
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                first_error = first_error or exc
+        self._futures.clear()
+        if first_error is not None:
+            raise first_error
+
+    def join_submitted_quietly(self) -> None:
+        """Wait for submitted calls, ignoring their failures (the body is retried)."""
+        try:
+            self.join_submitted()
+        except BaseException:  # noqa: BLE001, S110 - the flow body runs again anyway
+            pass
+
+    def reset_for_retry(self) -> None:
+        """Start the flow body again from the top; completed calls stay recorded."""
+        with self._lock:
+            self._seq = 0
+            self._counts.clear()
+            self._wait_counts.clear()
+
+    # -- flow-level metadata --------------------------------------------------
+    def log(self, values: dict[str, Any]) -> None:
+        now = time.time()
+        self.registry.add_metadata(
+            [MetadataEntry(self.exec_id, None, k, v, now) for k, v in values.items()]
+        )
+
+    # -- background: lease renewal, log flushing, cancellation -------------------
+    def start_ticker(self) -> None:
+        self._ticker = threading.Thread(
+            target=self._tick_loop, name=f"kitaru-tick-{self.exec_id[:8]}", daemon=True
+        )
+        self._ticker.start()
+
+    def stop_ticker(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+        self.flush_logs()
+
+    def _tick_loop(self) -> None:
+        renew_every = max(LEASE_SECONDS / 3, _TICK_SECONDS)
+        next_renew = time.monotonic() + renew_every
+        while not self._stop.wait(_TICK_SECONDS):
+            try:
+                self.flush_logs()
+                if time.monotonic() >= next_renew:
+                    next_renew = time.monotonic() + renew_every
+                    ok = self.registry.renew_lease(
+                        self.exec_id, owner=self.owner, lease_expires=time.time() + LEASE_SECONDS
+                    )
+                    if not ok:
+                        status = self.registry.get_execution(self.exec_id).status
+                        if status == ExecutionStatus.CANCELLED.value:
+                            self.cancelled = True
+                        else:
+                            self.lost_lease = True
+                            self.cancelled = True
+                elif self.registry.get_execution(self.exec_id).status == "cancelled":
+                    self.cancelled = True
+            except Exception:  # noqa: BLE001 - a hiccup of the registry; retried next tick
+                continue
+
+    def flush_logs(self) -> None:
+        chunks = [c for cap in list(self._captures) for c in self._chunks(cap)]
+        if chunks:
+            self.registry.append_logs(chunks)
+
+
+def _input_artifacts(
+    ctx: ExecutionContext,
+    spec: CheckpointSpec,
+    cid: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    required: bool | None = None,
+) -> list[ArtifactRecord]:
+    """Input artifacts of a call (lineage); best effort for inline calls."""
+    # Arguments are already resolved; find handles in the originals for lineage.
+    must = spec.cache or spec.runtime == "isolated" if required is None else required
+    out: list[ArtifactRecord] = []
+    for pname, value in spec.bind(args, kwargs).items():
+        try:
+            out.append(
+                write_value(
+                    ctx.store, value, exec_id=ctx.exec_id, name=pname, direction="input",
+                    call_id=cid, what=f"input {pname!r} of checkpoint {cid!r}",
+                )
+            )
+        except SerializationError:
+            if must:
+                raise
+    return out
+
+
+def _cache_key(spec: CheckpointSpec, inputs: list[ArtifactRecord]) -> str:
+    import hashlib
+
+    h = hashlib.sha256(f"{spec.name}\0{spec.source_hash}".encode())
+    for art in inputs:
+        h.update(f"\0{art.name}={art.key}".encode())
+    return h.hexdigest()
+
+
+def _error_info(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc))[-8000:],
+    }
+
+
+# -- running a whole flow body ------------------------------------------------------
+
+
+def run_flow_body(
+    record: ExecutionRecord,
+    stack: Stack,
+    flow: FlowSpec,
+    owner: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run the flow body to its end, a suspension or a failure, and record the outcome.
+
+    Returns the flow's result; raises FlowSuspended when a wait timed out, and the
+    flow's own exception when it failed (after recording it).
+    """
+    registry = stack.registry
+    ctx = ExecutionContext(record, stack, owner)
+    token = current_execution.set(ctx)
+    cap, cap_token = capture.start(None)
+    ctx._captures.append(cap)
+    ctx.start_ticker()
+    try:
+        attempt = 0
+        while True:
+            try:
+                result = flow.fn(*args, **kwargs)
+                ctx.join_submitted()
+                result = resolve(result)
+                break
+            except (FlowSuspended, _Cancelled, KitaruDivergenceError, ContextError):
+                raise
+            except Exception:
+                if attempt >= flow.retries or ctx.cancelled:
+                    raise
+                attempt += 1
+                ctx.join_submitted_quietly()
+                ctx.reset_for_retry()
+        output = write_value(
+            ctx.store, result, exec_id=ctx.exec_id, name="output", direction="output",
+            what=f"flow {flow.name!r} result",
+        )
+        registry.add_artifacts([output])
+        _finish(ctx, ExecutionStatus.COMPLETED, result_artifact=output.artifact_id)
+        return result
+    except FlowSuspended:
+        _finish(ctx, ExecutionStatus.WAITING)
+        raise
+    except _Cancelled:
+        _finish(ctx, None)
+        raise ExecutionCancelledError(
+            f"execution {ctx.exec_id} was cancelled" + (
+                " (another runner took over after this one lost its lease)"
+                if ctx.lost_lease else ""
+            )
+        ) from None
+    except BaseException as exc:
+        failure = _error_info(exc)
+        failure["call_id"] = _failed_call(ctx)
+        _finish(ctx, ExecutionStatus.FAILED, failure=failure)
+        raise
+    finally:
+        ctx.stop_ticker()
+        capture.stop(cap_token)
+        if cap in ctx._captures:
+            ctx._captures.remove(cap)
+        current_execution.reset(token)
+        if ctx._executor is not None:
+            ctx._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _failed_call(ctx: ExecutionContext) -> str | None:
+    failed = [c for c in ctx.calls.values() if c.status == CallStatus.FAILED.value]
+    return max(failed, key=lambda c: c.ended_at or 0).call_id if failed else None
+
+
+def _finish(ctx: ExecutionContext, status: ExecutionStatus | None, **fields: Any) -> None:
+    """Record the outcome and give up ownership (no-op for a cancelled execution)."""
+    ctx.flush_logs()
+    update: dict[str, Any] = {"owner": None, "lease_expires": None}
+    if status is not None:
+        update["status"] = status.value
+        if status.is_finished:
+            update["ended_at"] = time.time()
+        update.update(fields)
+    ctx.registry.update_execution(ctx.exec_id, update, owner=ctx.owner)
+
+
+def require_flow_context(what: str) -> ExecutionContext:
+    """The running execution, or a ContextError explaining where `what` may be used."""
+    if current_call.get() is not None:
+        raise ContextError(
+            f"{what} is not allowed inside a checkpoint; call it from the flow body "
+            "(the function decorated with @flow)"
+        )
+    ctx = current_execution.get()
+    if ctx is None:
+        raise ContextError(f"{what} must be called inside a running @flow")
+    return ctx

@@ -1,0 +1,282 @@
+"""The runner's side of the remote protocol for `@checkpoint(runtime="isolated")`.
+
+1. inputs become artifacts; the function is named `module:qualname` plus a
+   content-addressed zip of the project's code (uploaded once), or, if it
+   cannot be imported by reference, cloudpickled with version checks;
+2. `tasks/<exec>/<call>/<attempt>/spec.json` goes to the artifact store and
+   the target starts `python -m kitaru_core.worker --spec <url>`;
+3. the worker writes the output artifact, then `result.json` last;
+4. the runner polls, reads `result.json` and records the call. After a runner
+   crash it looks for `result.json` first, then reattaches, then resubmits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TaskError
+from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
+from ..status import CallStatus
+from .handles import OutputHandle
+
+if TYPE_CHECKING:
+    from .execution import ExecutionContext
+    from .specs import CheckpointSpec
+
+SPEC_VERSION = 1
+_POLL_SECONDS = 0.1
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "site-packages", ".tox",
+              "build", "dist", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+_MAX_PACKAGE_FILES = 5000
+
+
+def run_isolated(
+    ctx: ExecutionContext,
+    spec: CheckpointSpec,
+    call: CallRecord,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    inputs: list[ArtifactRecord],
+) -> OutputHandle:
+    """Run one call on the stack's execution target and record its result."""
+    store = ctx.store
+    target = ctx.stack.execution_target
+    attempt = 0
+    while True:
+        # A task from an earlier runner of this execution: its result, or the task itself.
+        task = call.task
+        if task is not None:
+            outcome = _follow(ctx, target, task, call)
+        else:
+            attempt += 1
+            call.attempts += 1
+            task = _submit(ctx, spec, call, args, kwargs, inputs)
+            call.task = task
+            ctx.registry.save_call(call, inputs)
+            outcome = _follow(ctx, target, task, call)
+        if outcome is None:  # the task was lost: resubmit without counting an attempt of ours
+            call.task = None
+            attempt = max(attempt - 1, 0)
+            call.attempts = max(call.attempts - 1, 0)
+            continue
+        result, logs = outcome
+        chunks = [LogChunk(ctx.exec_id, call.call_id, 0, "stdout", logs, time.time())] if logs else []
+        if result["status"] == "ok":
+            out = result["output"]
+            output = ArtifactRecord(
+                artifact_id=_new_id(), exec_id=ctx.exec_id, name=spec.name, direction="output",
+                key=out["key"], serializer=out["serializer"], type_name=out["type_name"],
+                size=out["size"], call_id=call.call_id, created_at=time.time(),
+            )
+            saved = [_saved_record(ctx, call, s) for s in result.get("saved", [])]
+            meta = [
+                MetadataEntry(ctx.exec_id, call.call_id, k, v, time.time())
+                for k, v in (result.get("metadata") or {}).items()
+            ]
+            call.status = CallStatus.COMPLETED.value
+            call.ended_at = time.time()
+            call.output_artifact = output.artifact_id
+            call.error = None
+            ctx.registry.save_call(call, [output, *saved], chunks, meta)
+            ctx.calls[call.call_id] = call
+            ctx.completed_by_seq[call.seq] = call.call_id
+            return OutputHandle(call.call_id, spec.name, artifact=output, store=store)
+        call.error = result.get("error") or {"message": "the task failed"}
+        call.task = None
+        if attempt <= spec.retries and result.get("retryable", True):
+            delay = spec.retry_delay * (spec.backoff ** (max(attempt, 1) - 1))
+            ctx.registry.save_call(call, (), chunks)
+            ctx._sleep(delay)
+            continue
+        call.status = CallStatus.FAILED.value
+        call.ended_at = time.time()
+        ctx.registry.save_call(call, (), chunks)
+        ctx.calls[call.call_id] = call
+        err = call.error
+        raise TaskError(
+            f"isolated checkpoint {call.call_id!r} failed on the {ctx.stack.spec['execution_target']['flavor']!r} "
+            f"target: {err.get('type', 'Error')}: {err.get('message', '')}"
+        )
+
+
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def _saved_record(ctx: ExecutionContext, call: CallRecord, saved: dict[str, Any]) -> ArtifactRecord:
+    return ArtifactRecord(
+        artifact_id=_new_id(), exec_id=ctx.exec_id, name=saved["name"], direction="saved",
+        key=saved["key"], serializer=saved["serializer"], type_name=saved["type_name"],
+        size=saved["size"], call_id=call.call_id, created_at=time.time(),
+        metadata=saved.get("metadata"),
+    )
+
+
+def task_prefix(exec_id: str, call_id: str, attempt: int) -> str:
+    return f"tasks/{exec_id}/{call_id.replace('#', '-')}/{attempt}"
+
+
+def _submit(
+    ctx: ExecutionContext,
+    spec: CheckpointSpec,
+    call: CallRecord,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    inputs: list[ArtifactRecord],
+) -> dict[str, Any]:
+    store = ctx.store
+    prefix = task_prefix(ctx.exec_id, call.call_id, call.attempts)
+    by_name = {a.name: a for a in inputs}
+    bound = spec.bind(args, kwargs)
+    positional = list(bound) == [f"arg{i}" for i in range(len(bound))] and bool(bound)
+    task_spec = {
+        "version": SPEC_VERSION,
+        "exec_id": ctx.exec_id,
+        "call_id": call.call_id,
+        "checkpoint": spec.name,
+        "attempt": call.attempts,
+        "prefix": prefix,
+        "function": function_reference(spec.fn, store),
+        "inputs": {
+            name: {"key": by_name[name].key, "serializer": by_name[name].serializer}
+            for name in bound
+        },
+        "positional": positional,
+        "artifact_store": {
+            "flavor": ctx.stack.spec["artifact_store"]["flavor"],
+            "config": ctx.stack.spec["artifact_store"].get("config") or {},
+        },
+        "durability": ctx.stack.spec.get("durability", "default"),
+        "python": list(sys.version_info[:2]),
+    }
+    store.write_file(f"{prefix}/spec.json", json.dumps(task_spec).encode())
+    env = {"KITARU_EXEC_ID": ctx.exec_id, "KITARU_HOME": str(ctx.stack.home)}
+    handle = ctx.stack.execution_target.submit(
+        store.url(f"{prefix}/spec.json"), task_name=f"{ctx.exec_id[:8]}-{call.call_id}", env=env
+    )
+    return {"prefix": prefix, "handle": handle}
+
+
+def _follow(
+    ctx: ExecutionContext, target: Any, task: dict[str, Any], call: CallRecord
+) -> tuple[dict[str, Any], str] | None:
+    """Wait for the task's result.json; None if the task was lost without one."""
+    store = ctx.store
+    result_path = f"{task['prefix']}/result.json"
+    missing_polls = 0
+    while True:
+        raw = store.read_file(result_path)
+        if raw is not None:
+            return json.loads(raw), target.logs(task["handle"])
+        ctx.check_cancelled()
+        state = target.poll(task["handle"])
+        if state.state in ("failed", "lost", "succeeded"):
+            # The process may have ended a moment after writing: look once more.
+            missing_polls += 1
+            if missing_polls < 3:
+                time.sleep(_POLL_SECONDS)
+                continue
+            if state.state == "lost":
+                return None
+            logs = target.logs(task["handle"])
+            return (
+                {
+                    "status": "error",
+                    "error": {
+                        "type": "TaskError",
+                        "message": f"the task ended ({state.state}) without a result.json: "
+                        f"{state.message or logs[-2000:]}",
+                    },
+                },
+                logs,
+            )
+        time.sleep(_POLL_SECONDS)
+
+
+# -- function references and code packages ----------------------------------------
+
+
+def function_reference(fn: Any, store: Any) -> dict[str, Any]:
+    """How a worker finds `fn`: by import path (with the code package) or cloudpickled."""
+    module = fn.__module__
+    qualname = fn.__qualname__
+    file = _source_file(fn)
+    ref: dict[str, Any] = {"module": module, "qualname": qualname}
+    if "<locals>" in qualname or file is None:
+        import cloudpickle
+
+        data = cloudpickle.dumps(fn)
+        key = hashlib.sha256(data).hexdigest()
+        store.put_blob(data, key)
+        ref.update(
+            pickled=key, cloudpickle=cloudpickle.__version__, python=list(sys.version_info[:2])
+        )
+        return ref
+    root, module_name = module_root(module, file)
+    ref["module"] = module_name
+    package = code_package(root)
+    if package is not None:
+        data, key = package
+        store.put_blob(data, key)
+        ref["code_package"] = key
+    ref["root"] = str(root)
+    return ref
+
+
+def _source_file(fn: Any) -> str | None:
+    code = getattr(fn, "__code__", None)
+    path = code.co_filename if code is not None else None
+    if path and os.path.exists(path):
+        return os.path.abspath(path)
+    return None
+
+
+def module_root(module: str, file: str) -> tuple[Path, str]:
+    """The folder to put on sys.path and the module name to import `file` by."""
+    path = Path(file).resolve()
+    if module == "__main__" or module.startswith("__kitaru"):
+        return path.parent, path.stem
+    parts = module.split(".")
+    root = path.parent
+    if path.stem == "__init__":
+        parts = parts[:-1] if len(parts) > 1 else parts
+    for _ in parts[1:]:
+        root = root.parent
+    return root, module
+
+
+_package_cache: dict[str, tuple[bytes, str] | None] = {}
+
+
+def code_package(root: Path) -> tuple[bytes, str] | None:
+    """A deterministic zip of the *.py files under `root` and its sha256 (cached per process)."""
+    key = str(root)
+    if key in _package_cache:
+        return _package_cache[key]
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        files.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py"))
+        if len(files) > _MAX_PACKAGE_FILES:
+            _package_cache[key] = None  # too big to ship: the worker uses `root` on its own disk
+            return None
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            info = zipfile.ZipInfo(str(f.relative_to(root)), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, f.read_bytes())
+    data = buf.getvalue()
+    result = (data, hashlib.sha256(data).hexdigest())
+    _package_cache[key] = result
+    return result

@@ -1,0 +1,94 @@
+"""Record where a flow is defined, and import it again in another process."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from typing import Any
+
+from ..errors import KitaruError
+from .isolated import module_root
+from .specs import FlowSpec, flow_spec_of
+
+
+def flow_reference(fn: Any) -> dict[str, Any]:
+    """What a new process needs to import this flow: module, qualname, file, root, cwd."""
+    code = getattr(fn, "__code__", None)
+    file = os.path.abspath(code.co_filename) if code is not None else None
+    ref: dict[str, Any] = {"module": fn.__module__, "qualname": fn.__qualname__, "cwd": os.getcwd()}
+    if file and os.path.exists(file):
+        root, module_name = module_root(fn.__module__, file)
+        ref.update(file=file, root=str(root), import_name=module_name)
+    return ref
+
+
+_importing = 0
+
+
+def is_importing() -> bool:
+    """True while a flow's module is being imported to resume it (runs must not start then)."""
+    return _importing > 0
+
+
+def load_flow(ref: dict[str, Any]) -> FlowSpec:
+    """Import the flow a record points at; the script's `__main__` block does not run."""
+    qualname = ref.get("qualname", "")
+    if "<locals>" in qualname:
+        raise KitaruError(
+            f"flow {qualname!r} is defined inside a function, so a new process cannot import "
+            "it; define the flow at module level to resume it from another process"
+        )
+    global _importing
+    _importing += 1
+    try:
+        module = _import(ref)
+    finally:
+        _importing -= 1
+    obj: Any = module
+    try:
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise KitaruError(
+            f"module {module.__name__!r} ({ref.get('file')}) has no flow {qualname!r} any more; "
+            "restore it to resume this execution"
+        ) from None
+    spec = flow_spec_of(obj)
+    if spec is None:
+        raise KitaruError(f"{module.__name__}.{qualname} is not a @flow")
+    return spec
+
+
+def _import(ref: dict[str, Any]) -> Any:
+    root = ref.get("root")
+    if root and root not in sys.path:
+        sys.path.insert(0, root)
+    name = ref.get("import_name") or ref["module"]
+    if name in sys.modules:
+        return sys.modules[name]
+    file = ref.get("file")
+    if ref.get("module") == "__main__":
+        if not file or not os.path.exists(file):
+            raise KitaruError(
+                f"the script that defined this flow ({file}) no longer exists; restore it to "
+                "resume the execution"
+            )
+        spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise KitaruError(
+            f"cannot import module {name!r} that defines this flow ({exc}); run from the "
+            f"project folder ({ref.get('cwd')}) or install the project"
+        ) from exc

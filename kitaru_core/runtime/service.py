@@ -1,0 +1,380 @@
+"""Operations on executions: start, resume, retry, replay, input, cancel.
+
+The public API, the client and the command line all go through these, so the
+rules (who may resume, which states allow what) live in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    ExecutionCancelledError,
+    ExecutionOwnedError,
+    InvalidStateError,
+    KitaruError,
+    WaitInputError,
+)
+from ..records import ExecutionRecord
+from ..status import ExecutionStatus
+from .artifacts import new_id, read_value, write_value
+from .execution import FlowSuspended, run_flow_body
+from .loader import flow_reference, load_flow
+from .owner import LEASE_SECONDS, describe_owner, owner_is_alive, self_owner
+
+if TYPE_CHECKING:
+    from ..stack import Stack
+    from .specs import FlowSpec
+
+RESUMABLE = (ExecutionStatus.RUNNING.value, ExecutionStatus.WAITING.value)
+
+
+def is_resumable(record: ExecutionRecord) -> bool:
+    """Waiting, or running with an owner that is gone (dead process or expired lease)."""
+    if record.status == ExecutionStatus.WAITING.value:
+        return not owner_is_alive(record.owner, record.lease_expires)
+    if record.status == ExecutionStatus.RUNNING.value:
+        return not owner_is_alive(record.owner, record.lease_expires)
+    return False
+
+
+# -- starting -------------------------------------------------------------------------
+
+
+def create_execution(
+    flow: FlowSpec,
+    stack: Stack,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    owner: str | None,
+    original_exec_id: str | None = None,
+    replay: dict[str, Any] | None = None,
+) -> ExecutionRecord:
+    """Record a new execution with its inputs; `owner` None leaves it for a launcher."""
+    registry = stack.registry
+    exec_id = new_id()
+    inputs = write_value(
+        stack.artifact_store, {"args": list(args), "kwargs": dict(kwargs)}, exec_id=exec_id,
+        name="inputs", direction="input", what=f"inputs of flow {flow.name!r}",
+    )
+    now = time.time()
+    record = ExecutionRecord(
+        exec_id=exec_id, flow_name=flow.name, status=ExecutionStatus.RUNNING.value,
+        flow_ref=flow_reference(flow.fn), stack=stack.spec, inputs_artifact=inputs.artifact_id,
+        original_exec_id=original_exec_id, replay=replay, owner=owner,
+        lease_expires=now + LEASE_SECONDS if owner else None, created_at=now, started_at=now,
+    )
+    registry.create_execution(record)
+    registry.add_artifacts([inputs])
+    return record
+
+
+def load_inputs(record: ExecutionRecord, stack: Stack) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if record.inputs_artifact is None:
+        return (), {}
+    art = stack.registry.get_artifact(record.inputs_artifact)
+    data = read_value(stack.artifact_store, art)
+    return tuple(data.get("args", ())), dict(data.get("kwargs", {}))
+
+
+class InProcessRun:
+    """A flow body running in a thread of this process (the local orchestrator's way)."""
+
+    def __init__(self, record: ExecutionRecord, stack: Stack, flow: FlowSpec) -> None:
+        self.record = record
+        self.stack = stack
+        self.flow = flow
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.suspended = False
+        args, kwargs = load_inputs(record, stack)
+        self._thread = threading.Thread(
+            target=self._run, args=(args, kwargs), name=f"kitaru-flow-{record.exec_id[:8]}"
+        )
+
+    def start(self) -> InProcessRun:
+        self._thread.start()
+        return self
+
+    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            self.result = run_flow_body(
+                self.record, self.stack, self.flow, self.record.owner or self_owner(), args, kwargs
+            )
+        except FlowSuspended:
+            self.suspended = True
+        except BaseException as exc:  # noqa: BLE001 - recorded; FlowHandle.wait re-raises
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def start_run(
+    flow: FlowSpec, stack: Stack, args: tuple[Any, ...], kwargs: dict[str, Any], **extra: Any
+) -> tuple[ExecutionRecord, InProcessRun | None]:
+    """Create an execution and start its body, here (thread) or through the orchestrator."""
+    orchestrator = stack.orchestrator
+    if orchestrator.in_process:
+        record = create_execution(flow, stack, args, kwargs, owner=self_owner(), **extra)
+        return record, InProcessRun(record, stack, flow).start()
+    record = create_execution(flow, stack, args, kwargs, owner=None, **extra)
+    launch(record, stack, "resume")
+    return record, None
+
+
+# -- resuming ----------------------------------------------------------------------------
+
+
+def claim(stack: Stack, exec_id: str, *, mode: str = "resume") -> ExecutionRecord:
+    """Take ownership of an execution to resume (or retry) it; exactly one claimer wins."""
+    registry = stack.registry
+    record = registry.get_execution(exec_id)
+    check_can_resume(record, mode)
+    me = self_owner()
+    won = registry.claim_execution(
+        record.exec_id, owner=me, lease_expires=time.time() + LEASE_SECONDS,
+        expected_version=record.version,
+    )
+    if not won:
+        now = registry.get_execution(record.exec_id)
+        raise ExecutionOwnedError(
+            f"execution {record.exec_id} was claimed by {describe_owner(now.owner)} a moment "
+            "ago; it is running there, follow it with `kitaru executions logs --follow`"
+        )
+    return registry.get_execution(record.exec_id)
+
+
+def check_can_resume(record: ExecutionRecord, mode: str) -> None:
+    status = record.status
+    eid = record.exec_id
+    if status == ExecutionStatus.COMPLETED.value:
+        raise InvalidStateError(f"execution {eid} is already completed; nothing to resume")
+    if status == ExecutionStatus.CANCELLED.value:
+        raise InvalidStateError(
+            f"execution {eid} was cancelled; start a new run or `kitaru executions replay {eid}`"
+        )
+    if status == ExecutionStatus.FAILED.value and mode == "resume":
+        raise InvalidStateError(
+            f"execution {eid} failed; continue it in place with `kitaru executions retry {eid}`"
+        )
+    if mode == "retry" and status == ExecutionStatus.WAITING.value:
+        raise InvalidStateError(
+            f"execution {eid} is waiting for input, not failed; answer it with "
+            f"`kitaru executions input {eid} ...` or continue with `kitaru executions resume {eid}`"
+        )
+    if owner_is_alive(record.owner, record.lease_expires):
+        until = time.strftime("%H:%M:%S", time.localtime(record.lease_expires or 0))
+        raise ExecutionOwnedError(
+            f"execution {eid} is owned by {describe_owner(record.owner)} (lease until {until}); "
+            "it is still running there. Cancel it with `kitaru executions cancel` first, or "
+            "wait for it to finish"
+        )
+
+
+def resume_here(
+    stack: Stack, exec_id: str, *, mode: str = "resume", flow: FlowSpec | None = None
+) -> ExecutionRecord:
+    """Claim an execution and run its body in this process until it ends or suspends."""
+    record = claim(stack, exec_id, mode=mode)
+    flow = flow or load_flow(record.flow_ref)
+    args, kwargs = load_inputs(record, stack)
+    try:
+        run_flow_body(record, stack, flow, record.owner or self_owner(), args, kwargs)
+    except FlowSuspended:
+        pass
+    except ExecutionCancelledError:
+        pass
+    except Exception:  # noqa: BLE001 - recorded as the execution's failure
+        pass
+    return stack.registry.get_execution(record.exec_id)
+
+
+def launch(record: ExecutionRecord, stack: Stack, mode: str) -> dict[str, Any]:
+    """Resume an execution in the background through the stack's orchestrator."""
+    command = [sys.executable, "-m", "kitaru_core.entrypoint", mode, record.exec_id]
+    env = {
+        "KITARU_HOME": str(stack.home),
+        "KITARU_STACK_SPEC": json.dumps(stack.spec),
+        "KITARU_INTERACTIVE": "0",
+    }
+    return stack.orchestrator.launch(
+        record.exec_id, command=command, env=env, cwd=record.flow_ref.get("cwd")
+    )
+
+
+def resume_background(stack: Stack, exec_id: str, *, mode: str = "resume") -> ExecutionRecord:
+    """Check the execution can be resumed, then launch its runner in the background."""
+    record = stack.registry.get_execution(exec_id)
+    check_can_resume(record, mode)
+    launch(record, stack, mode)
+    return record
+
+
+# -- waits ---------------------------------------------------------------------------------
+
+
+def provide_input(
+    stack: Stack, exec_id: str, wait_name: str | None, value: Any, *, resume: bool = True
+) -> tuple[ExecutionRecord, str, bool]:
+    """Answer a pending wait; returns (record, wait name, whether a resume was launched)."""
+    from .waits import validate_input
+
+    registry = stack.registry
+    record = registry.get_execution(exec_id)
+    pending = [w for w in registry.get_waits(record.exec_id) if w.status == "pending"]
+    if not pending:
+        raise WaitInputError(f"execution {record.exec_id} has no pending wait")
+    if wait_name is None:
+        if len(pending) > 1:
+            names = ", ".join(w.name for w in pending)
+            raise WaitInputError(f"execution {record.exec_id} has several pending waits ({names}); "
+                                 "name one with --wait")
+        wait = pending[0]
+    else:
+        matches = [w for w in pending if w.name == wait_name] or [
+            w for w in pending if w.name.split("#")[0] == wait_name
+        ]
+        if not matches:
+            names = ", ".join(w.name for w in pending)
+            raise WaitInputError(
+                f"execution {record.exec_id} has no pending wait {wait_name!r}; pending: {names}"
+            )
+        wait = matches[0]
+    stored = validate_input(wait, value)
+    if not registry.answer_wait(record.exec_id, wait.name, stored):
+        raise WaitInputError(f"wait {wait.name!r} of execution {record.exec_id} was answered already")
+    launched = False
+    if resume:
+        record = registry.get_execution(record.exec_id)
+        if record.status == ExecutionStatus.WAITING.value and not owner_is_alive(
+            record.owner, record.lease_expires
+        ):
+            launch(record, stack, "resume")
+            launched = True
+    return record, wait.name, launched
+
+
+# -- replay -----------------------------------------------------------------------------------
+
+
+def replay(
+    stack: Stack,
+    exec_id: str,
+    *,
+    at: str,
+    flow: FlowSpec | None = None,
+    checkpoint_overrides: dict[str, dict[str, Any]] | None = None,
+    flow_overrides: dict[str, Any] | None = None,
+    background: bool = False,
+) -> tuple[ExecutionRecord, InProcessRun | None]:
+    """A new execution linked to `exec_id`: steps before `at` reuse its outputs."""
+    registry = stack.registry
+    original = registry.get_execution(exec_id)
+    flow = flow or load_flow(original.flow_ref)
+    calls = registry.get_calls(original.exec_id)
+    waits = registry.get_waits(original.exec_id)
+    at_seq = _resolve_at(original.exec_id, at, calls, waits)
+    names = {c.name for c in calls} | {c.call_id for c in calls}
+    overrides: dict[str, str] = {}
+    for target, spec in (checkpoint_overrides or {}).items():
+        if target not in names:
+            raise KitaruError(
+                f"checkpoint override {target!r} names no checkpoint of execution "
+                f"{original.exec_id}; its checkpoints: {', '.join(sorted({c.name for c in calls}))}"
+            )
+        if not isinstance(spec, dict) or set(spec) != {"output"}:
+            raise KitaruError(
+                f"checkpoint override for {target!r} must be {{'output': value}} (got {spec!r})"
+            )
+        art = write_value(
+            stack.artifact_store, spec["output"], exec_id=original.exec_id,
+            name=f"override:{target}", direction="input", what=f"override of {target!r}",
+        )
+        registry.add_artifacts([art])
+        overrides[target] = art.artifact_id
+    args, kwargs = load_inputs(original, stack)
+    if flow_overrides:
+        args, kwargs = _apply_flow_overrides(flow, args, kwargs, flow_overrides)
+    plan = {"source": original.exec_id, "at": at, "at_seq": at_seq,
+            "checkpoint_overrides": overrides}
+    if background or not stack.orchestrator.in_process:
+        record = create_execution(flow, stack, args, kwargs, owner=None,
+                                  original_exec_id=original.exec_id, replay=plan)
+        launch(record, stack, "resume")
+        return record, None
+    return start_run(flow, stack, args, kwargs, original_exec_id=original.exec_id, replay=plan)
+
+
+def _resolve_at(exec_id: str, at: str, calls: list[Any], waits: list[Any]) -> int:
+    for c in calls:
+        if c.call_id == at:
+            return c.seq
+    by_name = sorted((c.seq for c in calls if c.name == at))
+    if by_name:
+        return by_name[0]
+    for w in waits:
+        if w.name == at:
+            return w.seq
+    known = ", ".join(dict.fromkeys(c.call_id for c in sorted(calls, key=lambda c: c.seq)))
+    raise KitaruError(
+        f"--at {at!r} names no checkpoint call of execution {exec_id}; its calls: {known or 'none'}"
+    )
+
+
+def _apply_flow_overrides(
+    flow: FlowSpec, args: tuple[Any, ...], kwargs: dict[str, Any], overrides: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    import inspect
+
+    sig = inspect.signature(flow.fn)
+    unknown = [k for k in overrides if k not in sig.parameters]
+    if unknown:
+        raise KitaruError(
+            f"flow override {unknown[0]!r} is not a parameter of flow {flow.name!r}; its "
+            f"parameters: {', '.join(sig.parameters)}"
+        )
+    bound = sig.bind_partial(*args, **kwargs)
+    bound.arguments.update(overrides)
+    return tuple(bound.args), dict(bound.kwargs)
+
+
+# -- cancel ------------------------------------------------------------------------------------
+
+
+def cancel(stack: Stack, exec_id: str) -> ExecutionRecord:
+    """Mark a running or waiting execution cancelled; its runner stops at the next step."""
+    registry = stack.registry
+    record = registry.get_execution(exec_id)
+    if record.status not in RESUMABLE:
+        raise InvalidStateError(
+            f"execution {record.exec_id} is {record.status}; only running or waiting executions "
+            "can be cancelled"
+        )
+    ok = registry.update_execution(
+        record.exec_id,
+        {"status": ExecutionStatus.CANCELLED.value, "ended_at": time.time()},
+        statuses=RESUMABLE,
+    )
+    if not ok:
+        return cancel(stack, exec_id)
+    return registry.get_execution(record.exec_id)
+
+
+def environment_stack() -> Stack:
+    """The stack a launched runner was told to use (KITARU_STACK_SPEC), else the active one."""
+    from ..stack import get_stack
+
+    raw = os.environ.get("KITARU_STACK_SPEC")
+    return get_stack(spec=json.loads(raw)) if raw else get_stack()

@@ -1,0 +1,73 @@
+"""What the decorators tell the runner about a flow or a checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+RUNTIMES = ("inline", "isolated")
+
+
+@dataclass
+class FlowSpec:
+    """A flow function and its options, as `@flow` declares them."""
+
+    fn: Callable[..., Any]
+    name: str
+    retries: int = 0
+    stack: str | None = None
+
+
+@dataclass
+class CheckpointSpec:
+    """A checkpoint function and its options, as `@checkpoint` declares them."""
+
+    fn: Callable[..., Any]
+    name: str
+    retries: int = 0
+    retry_delay: float = 1.0
+    backoff: float = 2.0
+    type: str | None = None
+    runtime: str = "inline"
+    cache: bool = False
+    _source_hash: str | None = field(default=None, repr=False)
+    _signature: inspect.Signature | None = field(default=None, repr=False)
+
+    @property
+    def source_hash(self) -> str:
+        """sha256 of the function's source (its code object's bytes if no source)."""
+        if self._source_hash is None:
+            try:
+                text = inspect.getsource(self.fn).encode()
+            except (OSError, TypeError):
+                code = getattr(self.fn, "__code__", None)
+                text = code.co_code if code is not None else repr(self.fn).encode()
+            self._source_hash = hashlib.sha256(text).hexdigest()
+        return self._source_hash
+
+    @property
+    def signature(self) -> inspect.Signature:
+        if self._signature is None:
+            self._signature = inspect.signature(self.fn)
+        return self._signature
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Map call arguments to parameter names (for input artifacts and cache keys)."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError:
+            return {f"arg{i}": a for i, a in enumerate(args)} | dict(kwargs)
+        return dict(bound.arguments)
+
+
+def flow_spec_of(obj: Any) -> FlowSpec | None:
+    """The FlowSpec behind a decorated object (or None)."""
+    return getattr(obj, "__kitaru_flow__", None)
+
+
+def checkpoint_spec_of(obj: Any) -> CheckpointSpec | None:
+    """The CheckpointSpec behind a decorated object (or None)."""
+    return getattr(obj, "__kitaru_checkpoint__", None)

@@ -1,0 +1,197 @@
+"""`wait()`: durable pauses for input, and validation of the inputs given to them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from ..errors import WaitInputError
+from ..records import WaitRecord
+from .execution import FlowSuspended, require_flow_context
+
+_POLL_SECONDS = 0.2
+_NO_SCHEMA = object()
+
+
+def wait(
+    *,
+    name: str,
+    question: str | None = None,
+    schema: Any = None,
+    timeout: float | None = 600,
+    metadata: dict[str, Any] | None = None,
+) -> Any:
+    """Pause the flow until an input for wait `name` arrives; return the validated input.
+
+    Polls for up to `timeout` seconds; then the execution is suspended (the
+    process leaves, status `waiting`) until `kitaru executions input` answers it.
+    """
+    ctx = require_flow_context("wait()")
+    ctx.check_cancelled()
+    seq, wait_id = ctx.next_step(name, None, kind="wait")
+    recorded = ctx.waits.get(wait_id)
+    if recorded is None and ctx.replay is not None and seq < ctx.replay.at_seq:
+        original = ctx.replay.waits.get(seq)
+        if original is not None and original.status == "answered":
+            recorded = _record(ctx, wait_id, seq, question, schema, timeout, metadata)
+            ctx.registry.answer_wait(ctx.exec_id, wait_id, original.value)
+            recorded.status, recorded.value = "answered", original.value
+    if recorded is None:
+        recorded = _record(ctx, wait_id, seq, question, schema, timeout, metadata)
+    if recorded.status == "answered":
+        return _coerce(schema, recorded.value)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    prompted = _maybe_prompt(ctx, recorded, schema)
+    if prompted is not _NO_SCHEMA:
+        return prompted
+    while deadline is None or time.monotonic() < deadline:
+        ctx.check_cancelled()
+        for w in ctx.registry.get_waits(ctx.exec_id):
+            if w.name == wait_id and w.status == "answered":
+                ctx.waits[wait_id] = w
+                return _coerce(schema, w.value)
+        time.sleep(_POLL_SECONDS)
+    raise FlowSuspended(wait_id)
+
+
+def _record(
+    ctx: Any, wait_id: str, seq: int, question: str | None, schema: Any,
+    timeout: float | None, metadata: dict[str, Any] | None,
+) -> WaitRecord:
+    stored = ctx.registry.create_wait(
+        WaitRecord(
+            exec_id=ctx.exec_id, name=wait_id, seq=seq, status="pending",
+            question=None if question is None else str(question),
+            schema=describe_schema(schema), metadata=metadata, timeout=timeout,
+            created_at=time.time(),
+        )
+    )
+    ctx.waits[wait_id] = stored
+    ctx.waits_by_seq[seq] = wait_id
+    return stored
+
+
+def describe_schema(schema: Any) -> dict[str, Any]:
+    """What a process without the flow's code needs to validate an input."""
+    if schema is None:
+        return {"kind": "none"}
+    from pydantic import TypeAdapter
+
+    ref = None
+    module = getattr(schema, "__module__", None)
+    qualname = getattr(schema, "__qualname__", None)
+    if isinstance(schema, type) and module and qualname and "<locals>" not in qualname:
+        ref = f"{module}:{qualname}"
+    try:
+        json_schema = TypeAdapter(schema).json_schema()
+    except Exception:  # noqa: BLE001 - a type pydantic can validate but not describe
+        json_schema = {}
+    return {"kind": "type", "ref": ref, "json_schema": json_schema, "repr": _type_repr(schema)}
+
+
+def _type_repr(schema: Any) -> str:
+    return getattr(schema, "__name__", None) or repr(schema)
+
+
+def _coerce(schema: Any, value: Any) -> Any:
+    if schema is None:
+        return value
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(schema).validate_python(value)
+
+
+def validate_input(wait: WaitRecord, value: Any) -> Any:
+    """Check `value` against the wait's schema; return its JSON form or raise WaitInputError."""
+    desc = wait.schema or {"kind": "none"}
+    if desc.get("kind") == "none":
+        return value
+    from pydantic import TypeAdapter, ValidationError
+
+    schema_type = _import_ref(desc.get("ref"))
+    where = f"wait {wait.name!r} of execution {wait.exec_id}"
+    if schema_type is not None and schema_type is not _UNIMPORTABLE:
+        adapter = TypeAdapter(schema_type)
+        try:
+            return adapter.dump_python(adapter.validate_python(value), mode="json")
+        except ValidationError as exc:
+            raise WaitInputError(
+                f"input for {where} does not match its schema {desc.get('repr')}: "
+                f"{_short_errors(exc)}; the wait is still pending, send a corrected value"
+            ) from None
+    import jsonschema
+
+    try:
+        jsonschema.validate(value, desc.get("json_schema") or {})
+    except jsonschema.ValidationError as exc:
+        raise WaitInputError(
+            f"input for {where} does not match its schema {desc.get('repr')}: {exc.message}; "
+            "the wait is still pending, send a corrected value"
+        ) from None
+    return value
+
+
+_UNIMPORTABLE = object()
+_BUILTIN_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list}
+
+
+def _import_ref(ref: str | None) -> Any:
+    if not ref:
+        return None
+    module, _, qualname = ref.partition(":")
+    if module == "builtins":
+        return _BUILTIN_TYPES.get(qualname, _UNIMPORTABLE)
+    import importlib
+
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except Exception:  # noqa: BLE001 - fall back to the recorded JSON schema
+        return _UNIMPORTABLE
+
+
+def _short_errors(exc: Any) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "value"
+        parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(parts)
+
+
+def _maybe_prompt(ctx: Any, wait: WaitRecord, schema: Any) -> Any:
+    """Ask at the terminal when the run is local and interactive; else `_NO_SCHEMA`."""
+    if os.environ.get("KITARU_INTERACTIVE", "1") in ("0", "false"):
+        return _NO_SCHEMA
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty() or not sys.stdout.isatty():
+        return _NO_SCHEMA
+    if not getattr(ctx.stack.orchestrator, "in_process", False):
+        return _NO_SCHEMA
+    hint = "y/n" if schema is bool else ("Enter to continue" if schema is None else "JSON")
+    while True:
+        text = input(f"[kitaru] {wait.question or wait.name} ({hint}; empty to suspend): ").strip()
+        if not text and schema is not None:
+            return _NO_SCHEMA
+        value: Any
+        if schema is None:
+            value = None
+        elif schema is bool and text.lower() in ("y", "yes", "n", "no"):
+            value = text.lower().startswith("y")
+        else:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+        try:
+            stored = validate_input(wait, value)
+        except WaitInputError as exc:
+            print(f"[kitaru] {exc}")
+            continue
+        if ctx.registry.answer_wait(ctx.exec_id, wait.name, stored):
+            return _coerce(schema, stored)
+        return _NO_SCHEMA

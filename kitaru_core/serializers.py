@@ -1,0 +1,107 @@
+"""Turn values into artifact bytes and back.
+
+Serializers, tried in order: `bytes` (raw), `pydantic` (a model, as JSON, with
+its class reference), `json` (values that round-trip exactly through JSON) and
+`pickle` (everything else; cloudpickle for what plain pickle refuses). The
+record names the serializer used, so a reader knows what it will get.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pickle
+import sys
+from typing import Any
+
+from .errors import SerializationError
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def type_name(value: Any) -> str:
+    """`module.Qualname` of a value's type (builtins without the module)."""
+    cls = type(value)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def serialize(value: Any) -> tuple[bytes, str]:
+    """Return (data, serializer name); `SerializationError` names the type if impossible."""
+    cls = type(value)
+    if cls is bytes:
+        return value, "bytes"
+    if cls in _JSON_SCALARS:
+        if cls is float and value != value:  # NaN does not round-trip through strict JSON
+            return _pickle(value)
+        return json.dumps(value).encode(), "json"
+    if _is_pydantic_model(value):
+        ref = f"{cls.__module__}:{cls.__qualname__}"
+        if "<locals>" not in ref and cls.__module__ != "__main__":
+            return (ref + "\n").encode() + value.model_dump_json().encode(), "pydantic"
+        return _pickle(value)
+    if cls in (dict, list) and _is_plain_json(value, 0):
+        try:
+            return json.dumps(value, allow_nan=False, separators=(",", ":")).encode(), "json"
+        except (TypeError, ValueError):
+            pass
+    return _pickle(value)
+
+
+def deserialize(data: bytes, serializer: str) -> Any:
+    """Rebuild a value from bytes written by `serialize`."""
+    if serializer == "json":
+        return json.loads(data)
+    if serializer == "bytes":
+        return bytes(data)
+    if serializer == "pickle":
+        return pickle.loads(data)
+    if serializer == "pydantic":
+        ref, _, body = data.partition(b"\n")
+        module, _, qualname = ref.decode().partition(":")
+        try:
+            cls: Any = importlib.import_module(module)
+            for part in qualname.split("."):
+                cls = getattr(cls, part)
+        except (ImportError, AttributeError) as exc:
+            raise SerializationError(
+                f"cannot load a {ref.decode()} artifact: the class is not importable here ({exc}); "
+                "run from the project that defines it"
+            ) from exc
+        return cls.model_validate_json(body)
+    raise SerializationError(f"unknown serializer {serializer!r}; upgrade kitaru to read it")
+
+
+def _pickle(value: Any) -> tuple[bytes, str]:
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+    except Exception:
+        pass
+    try:
+        import cloudpickle
+
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot serialize a value of type {type_name(value)}: {exc}. Return a JSON-able "
+            "value, a pydantic model, bytes, or a picklable object"
+        ) from exc
+
+
+def _is_pydantic_model(value: Any) -> bool:
+    pyd = sys.modules.get("pydantic")
+    return pyd is not None and isinstance(value, pyd.BaseModel)
+
+
+def _is_plain_json(value: Any, depth: int) -> bool:
+    """True if `value` is made only of dict/list/str/int/float/bool/None (str keys)."""
+    if depth > 64:
+        return False
+    cls = type(value)
+    if cls in _JSON_SCALARS:
+        return not (cls is float and (value != value or value in (float("inf"), float("-inf"))))
+    if cls is list:
+        return all(_is_plain_json(v, depth + 1) for v in value)
+    if cls is dict:
+        return all(type(k) is str and _is_plain_json(v, depth + 1) for k, v in value.items())
+    return False

@@ -1,0 +1,162 @@
+"""Run one isolated checkpoint call from a task spec: `python -m kitaru_core.worker --spec URL`.
+
+The worker needs the artifact store and nothing else: no registry, no
+credentials beyond the store's. It writes the output artifact, then
+`result.json` last, which is the commit marker the runner waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .errors import KitaruError
+from .interfaces import ArtifactStore, ComponentContext
+from .runtime.state import current_call
+from .serializers import deserialize, serialize, type_name
+
+
+class WorkerCall:
+    """The call context inside a worker: `kitaru.save` and `kitaru.log` land in result.json."""
+
+    def __init__(self, spec: dict[str, Any], store: ArtifactStore) -> None:
+        self.spec = spec
+        self.store = store
+        self.exec_id = spec["exec_id"]
+        self.saved: list[dict[str, Any]] = []
+        self.metadata: dict[str, Any] = {}
+
+    def save(self, name: str, value: Any, type: str | None = None) -> dict[str, Any]:
+        entry = _put(self.store, value)
+        entry["name"] = name
+        entry["metadata"] = {"artifact_type": type} if type else None
+        self.saved.append(entry)
+        return entry
+
+    def log(self, values: dict[str, Any]) -> None:
+        self.metadata.update(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kitaru_core.worker")
+    parser.add_argument("--spec", required=True, help="fsspec URL of the task's spec.json")
+    ns = parser.parse_args(argv)
+    import fsspec
+
+    with fsspec.open(ns.spec, "rb") as fh:
+        spec = json.loads(fh.read())
+    store = build_store(spec)
+    prefix = spec["prefix"]
+    try:
+        fn = load_function(spec["function"], store)
+        values = {
+            name: deserialize(store.get_blob(ref["key"]), ref["serializer"])
+            for name, ref in spec["inputs"].items()
+        }
+        call = WorkerCall(spec, store)
+        token = current_call.set(call)
+        try:
+            if spec.get("positional"):
+                output = fn(*values.values())
+            else:
+                output = fn(**values)
+        finally:
+            current_call.reset(token)
+        result = {
+            "status": "ok",
+            "output": _put(store, output),
+            "saved": call.saved,
+            "metadata": call.metadata,
+        }
+    except BaseException as exc:  # noqa: BLE001 - every failure is reported in result.json
+        result = {
+            "status": "error",
+            "retryable": not isinstance(exc, KitaruError),
+            "error": {
+                "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+                "message": str(exc),
+                "traceback": traceback.format_exc()[-8000:],
+            },
+        }
+        traceback.print_exc()
+    result["finished_at"] = time.time()
+    store.write_file(f"{prefix}/result.json", json.dumps(result, default=repr).encode())
+    return 0 if result["status"] == "ok" else 1
+
+
+def _put(store: ArtifactStore, value: Any) -> dict[str, Any]:
+    data, serializer = serialize(value)
+    key = hashlib.sha256(data).hexdigest()
+    store.put_blob(data, key)
+    return {"key": key, "serializer": serializer, "type_name": type_name(value), "size": len(data)}
+
+
+def build_store(spec: dict[str, Any]) -> ArtifactStore:
+    """The artifact store the spec names, built through the installed plugins."""
+    from .home import home_dir
+    from .plugins.manager import default_manager
+    from .stack import _interpolate
+
+    flavor = default_manager().flavor("artifact_store", spec["artifact_store"]["flavor"])
+    home = home_dir()
+    raw = _interpolate(spec["artifact_store"].get("config") or {}, strict=True, home=home)
+    config = flavor.config.model_validate(raw)
+    context = ComponentContext(home=home, stack_name="worker", durability=spec.get("durability", "default"))
+    return flavor.load_class()(config, context)
+
+
+def load_function(ref: dict[str, Any], store: ArtifactStore) -> Any:
+    """The checkpoint's plain function, by import path or from its cloudpickle."""
+    if "pickled" in ref:
+        import cloudpickle
+
+        here = [sys.version_info[0], sys.version_info[1]]
+        if ref.get("python") != here or ref.get("cloudpickle") != cloudpickle.__version__:
+            raise KitaruError(
+                f"the checkpoint {ref['qualname']!r} was shipped with cloudpickle "
+                f"{ref.get('cloudpickle')} on Python {ref.get('python')}, but this worker has "
+                f"cloudpickle {cloudpickle.__version__} on Python {here}; use the same image, "
+                "or define the function at module level so it is imported by reference"
+            )
+        return cloudpickle.loads(store.get_blob(ref["pickled"]))
+    root = ref.get("root")
+    if ref.get("code_package"):
+        root = str(_extract(store, ref["code_package"]))
+    if root and root not in sys.path:
+        sys.path.insert(0, root)
+    obj: Any = importlib.import_module(ref["module"])
+    for part in ref["qualname"].split("."):
+        obj = getattr(obj, part)
+    inner = getattr(obj, "__kitaru_checkpoint__", None)
+    return inner.fn if inner is not None else obj
+
+
+def _extract(store: ArtifactStore, key: str) -> Path:
+    base = Path(os.environ.get("KITARU_CODE_CACHE", Path(tempfile.gettempdir()) / "kitaru-code"))
+    target = base / key
+    if not (target / ".complete").exists():
+        import io
+
+        tmp = Path(tempfile.mkdtemp(dir=base.mkdir(parents=True, exist_ok=True) or base))
+        with zipfile.ZipFile(io.BytesIO(store.get_blob(key))) as zf:
+            zf.extractall(tmp)
+        (tmp / ".complete").write_text("")
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another worker extracted it first
+            pass
+    return target
+
+
+if __name__ == "__main__":
+    sys.exit(main())

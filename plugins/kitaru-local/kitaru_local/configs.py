@@ -1,0 +1,41 @@
+"""Config models of the local flavors (imported when flavors are listed: keep light)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from kitaru_core.interfaces import FlavorConfig
+
+
+class SqliteRegistryConfig(FlavorConfig):
+    path: str | None = Field(
+        default=None, description="SQLite file; default <kitaru home>/kitaru.db"
+    )
+    busy_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for another process's write lock"
+    )
+
+
+class LocalArtifactStoreConfig(FlavorConfig):
+    root: str | None = Field(
+        default=None, description="Folder for artifacts; default <kitaru home>/artifacts"
+    )
+
+
+class LocalOrchestratorConfig(FlavorConfig):
+    python: str | None = Field(
+        default=None, description="Python executable for background runners; default this one"
+    )
+
+
+class InlineTargetConfig(FlavorConfig):
+    pass
+
+
+class ProcessTargetConfig(FlavorConfig):
+    python: str | None = Field(
+        default=None, description="Python executable for workers; default the runner's"
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables for each worker"
+    )

@@ -1,0 +1,48 @@
+"""The `local` orchestrator: flow bodies run in the caller's process; resumes run detached.
+
+A detached runner is a new session (it survives the terminal that started
+it); its output goes to `<kitaru home>/runs/<exec_id>.log`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+from kitaru_core.interfaces import ComponentContext, Orchestrator
+
+from .configs import LocalOrchestratorConfig
+
+
+class LocalOrchestrator(Orchestrator):
+    in_process = True
+
+    def __init__(self, config: LocalOrchestratorConfig, context: ComponentContext) -> None:
+        super().__init__(config, context)
+        self.config = config
+
+    def launch(
+        self, exec_id: str, *, command: list[str], env: dict[str, str], cwd: str | None
+    ) -> dict[str, Any]:
+        if self.config.python and command and command[0] == sys.executable:
+            command = [self.config.python, *command[1:]]
+        log_dir = self.context.home / "runs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{exec_id}.log"
+        workdir = cwd if cwd and os.path.isdir(cwd) else None
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                command, cwd=workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        return {"pid": proc.pid, "log": str(log_path)}
+
+    def cancel(self, handle: dict[str, Any]) -> None:
+        import signal
+
+        try:
+            os.kill(int(handle["pid"]), signal.SIGTERM)
+        except (ProcessLookupError, KeyError, ValueError):
+            pass
