@@ -248,5 +248,5 @@ class Orchestrator(Component):
     ) -> dict[str, Any]:
         """Start `command` (which resumes `exec_id`) detached; return a JSON-able handle."""
 
-    def cancel(self, handle: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+    def cancel(self, handle: dict[str, Any]) -> None:
         """Stop a launched runner if it still runs."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ExecutionStatus(str, Enum):
+class ExecutionStatus(StrEnum):
     """The state of one execution; `.value` is the lower-case word stored in records."""
 
     RUNNING = "running"
@@ -26,7 +26,7 @@ class ExecutionStatus(str, Enum):
 _FINISHED = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
 
 
-class CallStatus(str, Enum):
+class CallStatus(StrEnum):
     """The state of one checkpoint call."""
 
     RUNNING = "running"

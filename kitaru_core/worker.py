@@ -66,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         call = WorkerCall(spec, store)
         token = current_call.set(call)
         try:
-            if spec.get("positional"):
-                output = fn(*values.values())
-            else:
-                output = fn(**values)
+            output = fn(*values.values()) if spec.get("positional") else fn(**values)
         finally:
             current_call.reset(token)
         result = {
@@ -78,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             "saved": call.saved,
             "metadata": call.metadata,
         }
-    except BaseException as exc:  # noqa: BLE001 - every failure is reported in result.json
+    except BaseException as exc:
         result = {
             "status": "error",
             "retryable": not isinstance(exc, KitaruError),

@@ -1,2 +1,108 @@
-def run():
-    pass
+"""The `kitaru` command line (typer). Every command takes `-o json` for scripts."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from . import executions_cmd, plugins_cmd, stack_cmd
+from .output import Format, OutputOption, print_json
+
+app = typer.Typer(
+    name="kitaru",
+    help="kitaru: durable runs for Python agents. Flows, checkpoints, waits, replay, stacks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(executions_cmd.app, name="executions")
+app.add_typer(plugins_cmd.app, name="plugins")
+
+
+@app.callback()
+def main(
+    stack: str = typer.Option(
+        None, "--stack", help="Use this stack instead of the active one (same as KITARU_STACK)."
+    ),
+) -> None:
+    if stack:
+        os.environ["KITARU_STACK"] = stack
+
+
+@app.command()
+def init(output: Format = OutputOption) -> None:
+    """Create the kitaru home with the `local` stack and make it active."""
+    from kitaru_core.home import home_dir, read_settings, write_settings
+    from kitaru_core.stack import DEFAULT_STACK, StackStore, builtin_local_stack, get_stack
+
+    home = home_dir()
+    (home / "stacks").mkdir(parents=True, exist_ok=True)
+    settings = read_settings(home)
+    settings.setdefault("active_stack", DEFAULT_STACK)
+    write_settings(settings, home)
+    stack = get_stack(spec=builtin_local_stack())
+    stack.registry  # noqa: B018 - creates the SQLite file and schema
+    stack.artifact_store  # noqa: B018
+    active = StackStore(home).active_name()
+    if output == Format.json:
+        print_json({"home": str(home), "active_stack": active})
+        return
+    typer.echo(f"kitaru home: {home}\nactive stack: {active}")
+
+
+@app.command()
+def status(output: Format = OutputOption) -> None:
+    """Show the kitaru home, the active stack and its components."""
+    from kitaru_core.home import home_dir
+    from kitaru_core.stack import StackStore, resolve_stack_name
+
+    home = home_dir()
+    name = resolve_stack_name()
+    spec = StackStore(home).get(name)
+    data = {
+        "home": str(home),
+        "active_stack": name,
+        "durability": spec.get("durability", "default"),
+        "components": {k: spec[k]["flavor"] for k in
+                       ("registry", "artifact_store", "orchestrator", "execution_target")},
+    }
+    if output == Format.json:
+        print_json(data)
+        return
+    typer.echo(f"kitaru home:  {home}\nactive stack: {name} ({data['durability']} durability)")
+    for comp, flavor in data["components"].items():
+        typer.echo(f"  {comp:17} {flavor}")
+
+
+def run() -> None:
+    """Console entry point: typed errors become a message and a non-zero exit."""
+    from kitaru_core.errors import KitaruError
+
+    try:
+        result = app(standalone_mode=False)
+        if isinstance(result, int) and result:
+            sys.exit(result)
+    except KitaruError as exc:
+        typer.echo(f"kitaru: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    run()

@@ -47,7 +47,9 @@ class Flavor:
             out[fname] = {
                 "type": str(type_name).replace("typing.", ""),
                 "required": info.is_required(),
-                "default": None if info.is_required() else _jsonable(info.get_default()),
+                "default": None if info.is_required() else _jsonable(
+                    info.get_default(call_default_factory=True)
+                ),
                 "description": info.description or "",
             }
         return out

@@ -10,6 +10,7 @@ moves on.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
@@ -405,7 +406,7 @@ class ExecutionContext:
         for future in self._futures:
             try:
                 future.result()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
+            except BaseException as exc:
                 first_error = first_error or exc
         self._futures.clear()
         if first_error is not None:
@@ -413,10 +414,8 @@ class ExecutionContext:
 
     def join_submitted_quietly(self) -> None:
         """Wait for submitted calls, ignoring their failures (the body is retried)."""
-        try:
+        with contextlib.suppress(BaseException):
             self.join_submitted()
-        except BaseException:  # noqa: BLE001, S110 - the flow body runs again anyway
-            pass
 
     def reset_for_retry(self) -> None:
         """Start the flow body again from the top; completed calls stay recorded."""
@@ -465,7 +464,7 @@ class ExecutionContext:
                             self.cancelled = True
                 elif self.registry.get_execution(self.exec_id).status == "cancelled":
                     self.cancelled = True
-            except Exception:  # noqa: BLE001 - a hiccup of the registry; retried next tick
+            except Exception:
                 continue
 
     def flush_logs(self) -> None:

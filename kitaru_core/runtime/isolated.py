@@ -101,9 +101,10 @@ def run_isolated(
         ctx.registry.save_call(call, (), chunks)
         ctx.calls[call.call_id] = call
         err = call.error
+        target_name = ctx.stack.spec["execution_target"]["flavor"]
         raise TaskError(
-            f"isolated checkpoint {call.call_id!r} failed on the {ctx.stack.spec['execution_target']['flavor']!r} "
-            f"target: {err.get('type', 'Error')}: {err.get('message', '')}"
+            f"isolated checkpoint {call.call_id!r} failed on the {target_name!r} target: "
+            f"{err.get('type', 'Error')}: {err.get('message', '')}"
         )
 
 

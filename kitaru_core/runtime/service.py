@@ -109,7 +109,7 @@ class InProcessRun:
             )
         except FlowSuspended:
             self.suspended = True
-        except BaseException as exc:  # noqa: BLE001 - recorded; FlowHandle.wait re-raises
+        except BaseException as exc:
             self.error = exc
 
     def join(self, timeout: float | None = None) -> bool:
@@ -196,7 +196,7 @@ def resume_here(
         pass
     except ExecutionCancelledError:
         pass
-    except Exception:  # noqa: BLE001 - recorded as the execution's failure
+    except Exception:
         pass
     return stack.registry.get_execution(record.exec_id)
 
@@ -321,7 +321,7 @@ def _resolve_at(exec_id: str, at: str, calls: list[Any], waits: list[Any]) -> in
     for c in calls:
         if c.call_id == at:
             return c.seq
-    by_name = sorted((c.seq for c in calls if c.name == at))
+    by_name = sorted(c.seq for c in calls if c.name == at)
     if by_name:
         return by_name[0]
     for w in waits:

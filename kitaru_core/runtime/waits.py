@@ -87,7 +87,7 @@ def describe_schema(schema: Any) -> dict[str, Any]:
         ref = f"{module}:{qualname}"
     try:
         json_schema = TypeAdapter(schema).json_schema()
-    except Exception:  # noqa: BLE001 - a type pydantic can validate but not describe
+    except Exception:
         json_schema = {}
     return {"kind": "type", "ref": ref, "json_schema": json_schema, "repr": _type_repr(schema)}
 
@@ -151,7 +151,7 @@ def _import_ref(ref: str | None) -> Any:
         for part in qualname.split("."):
             obj = getattr(obj, part)
         return obj
-    except Exception:  # noqa: BLE001 - fall back to the recorded JSON schema
+    except Exception:
         return _UNIMPORTABLE
 
 

@@ -6,6 +6,7 @@ it); its output goes to `<kitaru home>/runs/<exec_id>.log`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -42,7 +43,5 @@ class LocalOrchestrator(Orchestrator):
     def cancel(self, handle: dict[str, Any]) -> None:
         import signal
 
-        try:
+        with contextlib.suppress(ProcessLookupError, KeyError, ValueError):
             os.kill(int(handle["pid"]), signal.SIGTERM)
-        except (ProcessLookupError, KeyError, ValueError):
-            pass

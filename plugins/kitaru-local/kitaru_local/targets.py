@@ -7,6 +7,7 @@ worker's `result.json`, so that protocol is tested on every machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -80,10 +81,8 @@ class ProcessTarget(ExecutionTarget):
 
         pid = int(handle["pid"])
         if process_start_token(pid) == handle.get("start"):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def logs(self, handle: dict[str, Any]) -> str:
         try:

@@ -1,0 +1,289 @@
+"""`kitaru executions ...`: list, inspect, answer, resume, retry, replay and cancel."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import typer
+
+from .output import (
+    Format,
+    OutputOption,
+    duration,
+    parse_assignments,
+    parse_json_value,
+    print_json,
+    table,
+    when,
+)
+
+app = typer.Typer(help="Inspect and operate executions.", no_args_is_help=True)
+
+
+def _client() -> Any:
+    from kitaru.client import KitaruClient
+
+    return KitaruClient()
+
+
+@app.command("list")
+def list_executions(
+    flow: str = typer.Option(None, "--flow", help="Only executions of this flow."),
+    status: str = typer.Option(
+        None, "--status", help="running, waiting, completed, failed or cancelled."
+    ),
+    limit: int = typer.Option(50, "--limit", "-n", help="At most this many (newest first)."),
+    output: Format = OutputOption,
+) -> None:
+    """List executions, newest first."""
+    from kitaru_core.errors import ConfigError
+    from kitaru_core.status import ExecutionStatus
+
+    if status is not None and status not in {s.value for s in ExecutionStatus}:
+        raise ConfigError(
+            f"--status {status!r} is not a status; use one of "
+            + ", ".join(s.value for s in ExecutionStatus)
+        )
+    found = _client().executions.list(flow=flow, status=status, limit=limit)
+    if output == Format.json:
+        print_json([{k: v for k, v in e.to_dict().items() if k not in ("checkpoints", "waits")}
+                    for e in found])
+        return
+    table(
+        ["id", "flow", "status", "started", "ended", "note"],
+        [[e.exec_id, e.flow_name, e.status.value, when(e.started_at), when(e.ended_at),
+          _note(e)] for e in found],
+    )
+
+
+def _note(e: Any) -> str:
+    if e.resumable and e.status.value == "running":
+        return "owner gone: resumable"
+    if e.original_exec_id:
+        return f"replay of {e.original_exec_id[:12]}"
+    if e.failure:
+        return (e.failure.get("type") or "").rsplit(".", 1)[-1]
+    return ""
+
+
+@app.command("get")
+def get(exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+        output: Format = OutputOption) -> None:
+    """Show an execution: checkpoint calls, artifacts, pending wait, failure."""
+    e = _client().executions.get(exec_id)
+    if output == Format.json:
+        print_json(e.to_dict())
+        return
+    from .output import console
+
+    out = console()
+    out.print(f"[bold]execution[/bold] {e.exec_id}")
+    out.print(f"  flow      {e.flow_name}")
+    status = e.status.value + ("  (owner gone: resumable with `kitaru executions resume`)"
+                               if e.resumable and e.status.value == "running" else "")
+    out.print(f"  status    {status}")
+    out.print(f"  stack     {e.stack_name}")
+    out.print(f"  started   {when(e.started_at)}")
+    if e.ended_at:
+        out.print(f"  ended     {when(e.ended_at)}")
+    if e.owner:
+        out.print(f"  owner     {e.owner}")
+    if e.original_exec_id:
+        out.print(f"  replay of {e.original_exec_id}")
+    if e.metadata:
+        out.print(f"  metadata  {e.metadata}")
+    if e.checkpoints:
+        rows = []
+        for c in e.checkpoints:
+            outp = c.output
+            art = f"{outp.type_name} ({outp.size} B) {outp.artifact_id[:12]}" if outp else ""
+            rows.append([c.call_id, c.status, c.attempts, duration(c.duration_s), art,
+                         ", ".join(a.name for a in c.artifacts if a.direction == "saved")])
+        table(["call", "status", "attempts", "duration", "output", "saved"], rows,
+              title="checkpoint calls")
+    if e.pending_wait:
+        w = e.pending_wait
+        schema = (w.schema or {}).get("repr") or "any"
+        out.print(f"[bold yellow]pending wait[/bold yellow] {w.name!r}: {w.question or ''} "
+                  f"(schema: {schema})")
+        out.print(f"  answer it: kitaru executions input {e.exec_id} --wait {w.name} --value JSON")
+    if e.failure:
+        f = e.failure
+        out.print(f"[bold red]failure[/bold red] in {f.get('call_id') or 'the flow body'}: "
+                  f"{(f.get('type') or '').rsplit('.', 1)[-1]}: {f.get('message')}")
+
+
+@app.command("logs")
+def logs(
+    exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+    checkpoint: str = typer.Option(None, "--checkpoint", "-c",
+                                   help="Only this checkpoint (a name or a call id)."),
+    follow: bool = typer.Option(False, "--follow", "-f",
+                                help="Keep printing new output until the execution ends."),
+    output: Format = OutputOption,
+) -> None:
+    """Print captured stdout, stderr and logging output of an execution's checkpoints."""
+    client = _client()
+    entries = client.executions.logs(exec_id, checkpoint=checkpoint)
+    if output == Format.json and not follow:
+        print_json([e.to_dict() for e in entries])
+        return
+    _print_logs(entries, output)
+    if not follow:
+        return
+    from kitaru_core.status import ExecutionStatus
+
+    last = entries[-1].seq if entries else 0
+    full_id = client.executions.get(exec_id).exec_id
+    while True:
+        status = client._stack.registry.get_execution(full_id).status
+        new = client.executions.logs(full_id, checkpoint=checkpoint, after=last)
+        _print_logs(new, output)
+        if new:
+            last = new[-1].seq
+        elif ExecutionStatus(status).is_finished or status == ExecutionStatus.WAITING.value:
+            break
+        time.sleep(0.5)
+
+
+def _print_logs(entries: list[Any], output: Format) -> None:
+    import json
+
+    for e in entries:
+        if output == Format.json:
+            sys.stdout.write(json.dumps(e.to_dict(), default=str) + "\n")
+            continue
+        prefix = f"[{e.call_id or 'flow'}] "
+        for line in e.text.splitlines():
+            sys.stdout.write(prefix + line + "\n")
+    sys.stdout.flush()
+
+
+@app.command("input")
+def give_input(
+    exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+    wait: str = typer.Option(None, "--wait", "-w", help="The wait's name (optional if only one)."),
+    value: str = typer.Option(None, "--value", "-v", help="The input as JSON (true, 3, '{...}')."),
+    resume: bool = typer.Option(True, "--resume/--no-resume",
+                                help="Resume the execution in the background (default)."),
+    output: Format = OutputOption,
+) -> None:
+    """Answer a pending wait; the value is validated against the wait's schema."""
+    from kitaru_core.runtime import service
+
+    client = _client()
+    parsed = None if value is None else parse_json_value(value)
+    record, name, launched = service.provide_input(
+        client._stack, exec_id, wait, parsed, resume=resume
+    )
+    if output == Format.json:
+        print_json({"exec_id": record.exec_id, "wait": name, "value": parsed,
+                    "resumed": launched, "status": record.status})
+        return
+    typer.echo(f"recorded input for wait {name!r} of {record.exec_id}")
+    if launched:
+        typer.echo("resuming in the background; follow with "
+                   f"`kitaru executions logs {record.exec_id} --follow`")
+    elif record.status == "running":
+        typer.echo("the execution's runner is polling for it and continues by itself")
+    elif not resume:
+        typer.echo(f"continue later with `kitaru executions resume {record.exec_id}`")
+
+
+def _continue(exec_id: str, mode: str, background: bool, output: Format) -> None:
+    from kitaru_core.runtime import service
+
+    client = _client()
+    stack = client._stack
+    if background:
+        record = service.resume_background(stack, exec_id, mode=mode)
+        if output == Format.json:
+            print_json({"exec_id": record.exec_id, "launched": True})
+        else:
+            typer.echo(f"{mode} of {record.exec_id} launched in the background")
+        return
+    record = service.resume_here(stack, exec_id, mode=mode)
+    if output == Format.json:
+        print_json({"exec_id": record.exec_id, "status": record.status,
+                    "failure": record.failure})
+    else:
+        typer.echo(f"execution {record.exec_id} is {record.status}")
+        if record.failure:
+            f = record.failure
+            typer.echo(f"failure in {f.get('call_id') or 'the flow body'}: "
+                       f"{(f.get('type') or '').rsplit('.', 1)[-1]}: {f.get('message')}", err=True)
+    if record.status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command("resume")
+def resume(
+    exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+    background: bool = typer.Option(False, "--background", "-b",
+                                    help="Launch through the orchestrator and return."),
+    output: Format = OutputOption,
+) -> None:
+    """Continue a waiting execution, or one whose process died; completed calls are reused."""
+    _continue(exec_id, "resume", background, output)
+
+
+@app.command("retry")
+def retry(
+    exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+    background: bool = typer.Option(False, "--background", "-b",
+                                    help="Launch through the orchestrator and return."),
+    output: Format = OutputOption,
+) -> None:
+    """Continue a failed execution in place; completed calls are reused."""
+    _continue(exec_id, "retry", background, output)
+
+
+@app.command("replay")
+def replay(
+    exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+    at: str = typer.Option(..., "--at", "--from",
+                           help="Checkpoint name or call id where live execution starts."),
+    checkpoint_override: list[str] = typer.Option(
+        None, "--checkpoint-override", help="NAME=JSON: use this output for that checkpoint."
+    ),
+    flow_override: list[str] = typer.Option(
+        None, "--flow-override", help="ARG=JSON: replace this flow input."
+    ),
+    background: bool = typer.Option(False, "--background", "-b",
+                                    help="Launch through the orchestrator and return."),
+    output: Format = OutputOption,
+) -> None:
+    """Start a new execution linked to this one: calls before --at reuse its outputs."""
+    from kitaru_core.runtime import service
+
+    client = _client()
+    overrides = {k: {"output": v} for k, v in
+                 parse_assignments(checkpoint_override, "--checkpoint-override").items()}
+    record, run = service.replay(
+        client._stack, exec_id, at=at, checkpoint_overrides=overrides or None,
+        flow_overrides=parse_assignments(flow_override, "--flow-override") or None,
+        background=background,
+    )
+    if run is not None:
+        run.join()
+    final = client._stack.registry.get_execution(record.exec_id)
+    if output == Format.json:
+        print_json({"original_exec_id": final.original_exec_id, "replay_exec_id": final.exec_id,
+                    "status": final.status, "failure": final.failure})
+    else:
+        typer.echo(f"replay {final.exec_id} of {final.original_exec_id}: {final.status}")
+    if final.status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command("cancel")
+def cancel(exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+           output: Format = OutputOption) -> None:
+    """Cancel a running or waiting execution; its runner stops at the next step."""
+    e = _client().executions.cancel(exec_id)
+    if output == Format.json:
+        print_json({"exec_id": e.exec_id, "status": e.status.value})
+        return
+    typer.echo(f"execution {e.exec_id} cancelled")

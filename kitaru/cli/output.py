@@ -1,0 +1,83 @@
+"""Printing for the command line: rich tables for people, JSON (`-o json`) for scripts."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import typer
+
+
+class Format(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+OutputOption = typer.Option(Format.table, "--output", "-o", help="Output format: table or json.")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_default) + "\n")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    return str(obj)
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    for row in rows:
+        t.add_row(*["" if v is None else str(v) for v in row])
+    console().print(t)
+
+
+def when(dt: datetime | None) -> str:
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else ""
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.1f}ms"
+    if seconds < 120:
+        return f"{seconds:.2f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def parse_json_value(text: str) -> Any:
+    """A JSON value from the command line; text that is not JSON is taken as a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, Any]:
+    """`name=json` pairs from repeated options."""
+    from kitaru_core.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"{option} expects NAME=JSON (got {item!r})")
+        out[name.strip()] = parse_json_value(value)
+    return out

@@ -1,0 +1,52 @@
+"""`kitaru plugins list`: installed plugins, their flavors and config fields."""
+
+from __future__ import annotations
+
+import typer
+
+from .output import Format, OutputOption, print_json
+
+app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_plugins(output: Format = OutputOption) -> None:
+    """Each plugin with its version and flavors; a plugin that failed to load shows its error."""
+    from kitaru_core.plugins.manager import default_manager
+
+    infos = default_manager().plugins()
+    data = [
+        {
+            "name": i.name,
+            "distribution": i.distribution,
+            "version": i.version,
+            "module": i.module,
+            "error": i.error,
+            "flavors": [
+                {"type": f.type, "name": f.name, "description": f.description,
+                 "config": f.config_fields()}
+                for f in i.flavors
+            ],
+        }
+        for i in infos
+    ]
+    if output == Format.json:
+        print_json(data)
+        return
+    from rich.tree import Tree
+
+    from .output import console
+
+    root = Tree("plugins")
+    for p in data:
+        label = f"[bold]{p['distribution'] or p['name']}[/bold] {p['version'] or ''}"
+        if p["error"]:
+            label += f"  [red]failed to load: {p['error']}[/red]"
+        node = root.add(label)
+        for f in p["flavors"]:
+            fields = ", ".join(
+                f"{k}: {v['type']}" + ("" if v["required"] else f" = {v['default']!r}")
+                for k, v in f["config"].items()
+            )
+            node.add(f"{f['type']} [cyan]{f['name']}[/cyan]" + (f"  ({fields})" if fields else ""))
+    console().print(root)

@@ -1,0 +1,103 @@
+"""`kitaru stack ...`: register, activate, inspect and delete stacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .output import Format, OutputOption, print_json, table
+
+app = typer.Typer(help="Manage stacks (where flows run and where their state lives).",
+                  no_args_is_help=True)
+
+_COMPONENTS = ("registry", "artifact_store", "orchestrator", "execution_target")
+
+
+def _store():
+    from kitaru_core.stack import StackStore
+
+    return StackStore()
+
+
+@app.command("register")
+def register(
+    file: Path = typer.Argument(..., help="A stack YAML file."),
+    activate: bool = typer.Option(False, "--activate", help="Also make it the active stack."),
+    output: Format = OutputOption,
+) -> None:
+    """Validate a stack file and store it under the kitaru home."""
+    spec = _store().register(file, activate=activate)
+    if output == Format.json:
+        print_json({"registered": spec["name"], "active": activate, "stack": spec})
+        return
+    typer.echo(f"registered stack {spec['name']!r}" + (" (active)" if activate else ""))
+
+
+@app.command("validate")
+def validate(file: Path = typer.Argument(..., help="A stack YAML file."),
+             output: Format = OutputOption) -> None:
+    """Check a stack file (keys, flavors, config types) without registering it."""
+    from kitaru_core.stack import load_stack_file, validate_stack
+
+    spec = validate_stack(load_stack_file(file), source=str(file))
+    if output == Format.json:
+        print_json({"valid": True, "stack": spec})
+        return
+    typer.echo(f"{file}: stack {spec['name']!r} is valid")
+
+
+@app.command("set")
+def set_active(name: str = typer.Argument(..., help="A registered stack."),
+               output: Format = OutputOption) -> None:
+    """Make a registered stack the active one."""
+    _store().set_active(name)
+    if output == Format.json:
+        print_json({"active": name})
+        return
+    typer.echo(f"active stack: {name}")
+
+
+@app.command("list")
+def list_stacks(output: Format = OutputOption) -> None:
+    """List registered stacks; the active one is marked."""
+    from kitaru_core.stack import resolve_stack_name
+
+    store = _store()
+    active = resolve_stack_name()
+    rows = []
+    for name in store.names():
+        spec = store.get(name)
+        rows.append({"name": name, "active": name == active,
+                     **{c: spec[c]["flavor"] for c in _COMPONENTS}})
+    if output == Format.json:
+        print_json(rows)
+        return
+    table(["", "name", *_COMPONENTS],
+          [["*" if r["active"] else "", r["name"], *[r[c] for c in _COMPONENTS]] for r in rows])
+
+
+@app.command("show")
+def show(name: str = typer.Argument(None, help="A stack name (default: the active one)."),
+         output: Format = OutputOption) -> None:
+    """Show a stack's components and their config."""
+    import yaml
+
+    from kitaru_core.stack import resolve_stack_name
+
+    spec = _store().get(name or resolve_stack_name())
+    if output == Format.json:
+        print_json(spec)
+        return
+    typer.echo(yaml.safe_dump(spec, sort_keys=False).rstrip())
+
+
+@app.command("delete")
+def delete(name: str = typer.Argument(..., help="A registered stack."),
+           output: Format = OutputOption) -> None:
+    """Forget a registered stack (its recorded data is left in place)."""
+    _store().delete(name)
+    if output == Format.json:
+        print_json({"deleted": name})
+        return
+    typer.echo(f"deleted stack {name!r}")
