@@ -57,15 +57,24 @@ def load_stack_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"stack file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a file; pass the path of a stack YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"stack file {path} could not be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start is not None:  # e.g. where an unclosed `{` began
+            problem += f" ({context} at line {start.line + 1}, column {start.column + 1})"
         raise ConfigError(
             f"{path}: YAML syntax error{where}: {problem}; fix the file and run the command again"
-        ) from exc
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a stack file must be a mapping with a `name` and components")
     return data
@@ -147,10 +156,24 @@ def _validate_config(flavor: Any, config: dict[str, Any], *, source: str, where:
                 problems.append(f"unknown key {loc!r} (allowed keys: {allowed})")
             else:
                 got = err.get("input")
-                problems.append(f"{loc}: {err['msg']} (got {got!r})")
+                expected = _expected_type(flavor.config, err["loc"])
+                if expected and len(err["loc"]) == 1:
+                    problems.append(f"{loc}: expected {expected}, got {got!r} ({err['msg']})")
+                else:
+                    problems.append(f"{loc}: {err['msg']} (got {got!r})")
         raise ConfigError(
             f"{source}: `{where}` of flavor {flavor.name!r}: " + "; ".join(problems)
         ) from None
+
+
+def _expected_type(model: Any, loc: tuple[Any, ...]) -> str:
+    """The declared type of the config field an error location starts with ("" if unknown)."""
+    info = model.model_fields.get(loc[0]) if loc else None
+    if info is None or info.annotation is None:
+        return ""
+    annotation = info.annotation
+    name = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    return name.replace("typing.", "")
 
 
 def _interpolate(value: Any, *, strict: bool, home: Path | None = None) -> Any:

@@ -33,20 +33,22 @@ def list_plugins(output: Format = OutputOption) -> None:
     if output == Format.json:
         print_json(data)
         return
+    from rich.markup import escape
     from rich.tree import Tree
 
     from .output import console
 
     root = Tree("plugins")
     for p in data:
-        label = f"[bold]{p['distribution'] or p['name']}[/bold] {p['version'] or ''}"
+        label = f"[bold]{escape(p['distribution'] or p['name'])}[/bold] {escape(p['version'] or '')}"
         if p["error"]:
-            label += f"  [red]failed to load: {p['error']}[/red]"
+            label += f"  [red]failed to load: {escape(p['error'])}[/red]"
         node = root.add(label)
         for f in p["flavors"]:
             fields = ", ".join(
                 f"{k}: {v['type']}" + ("" if v["required"] else f" = {v['default']!r}")
                 for k, v in f["config"].items()
             )
-            node.add(f"{f['type']} [cyan]{f['name']}[/cyan]" + (f"  ({fields})" if fields else ""))
+            node.add(f"{f['type']} [cyan]{escape(f['name'])}[/cyan]"
+                     + (f"  ({escape(fields)})" if fields else ""))
     console().print(root)

@@ -43,7 +43,8 @@ class Flavor:
         out: dict[str, dict[str, object]] = {}
         for fname, info in self.config.model_fields.items():
             annotation = info.annotation
-            type_name = getattr(annotation, "__name__", None) or str(annotation)
+            # a plain class by its name; `str | None`, `dict[str, str]` spelled out
+            type_name = annotation.__name__ if isinstance(annotation, type) else str(annotation)
             out[fname] = {
                 "type": str(type_name).replace("typing.", ""),
                 "required": info.is_required(),
@@ -58,4 +59,8 @@ class Flavor:
 def _jsonable(value: object) -> object:
     if value is None or isinstance(value, str | int | float | bool):
         return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     return repr(value)

@@ -84,14 +84,30 @@ class PluginManager:
             except Exception as exc:  # any import error of a third party's code
                 info.error = f"{type(exc).__name__}: {exc}"
                 self._maybe_strict(info)
+                continue
+            self._check_hook_names(info, module)
         self._registrar = None
 
     def register(self, module: types.ModuleType | object, name: str | None = None) -> None:
         """Register a plugin object explicitly (tests, embedded use)."""
         plugin_name = name or getattr(module, "__name__", repr(module))
-        self._infos[plugin_name] = PluginInfo(name=plugin_name, module=plugin_name)
+        info = PluginInfo(name=plugin_name, module=plugin_name)
+        self._infos[plugin_name] = info
         self._pm.register(module, name=plugin_name)
+        self._check_hook_names(info, module)
         self._registrar = None
+
+    def _check_hook_names(self, info: PluginInfo, module: object) -> None:
+        """A `@hookimpl` whose name is no hook (a typo) would be silently ignored: report it."""
+        unknown = sorted(
+            caller.name for caller in self._pm.get_hookcallers(module) or [] if not caller.has_spec()
+        )
+        if unknown:
+            info.error = (
+                f"implements unknown hook(s) {', '.join(unknown)}; kitaru's hooks are: "
+                + ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("kitaru_")))
+            )
+            self._maybe_strict(info)
 
     # -- flavors ----------------------------------------------------------
     @property
@@ -138,10 +154,12 @@ class PluginManager:
                 impl.plugin_name, PluginInfo(name=impl.plugin_name, module=impl.plugin_name)
             )
             registrar.current_plugin = info.distribution or info.name
-            before = set(registrar.all())
+            before = registrar.all()
             try:
                 impl.function(registrar=registrar)
             except Exception as exc:
+                # all or nothing: a plugin that failed half way contributes no flavors
+                registrar.restore(before)
                 info.error = f"{type(exc).__name__}: {exc}"
                 self._maybe_strict(info)
             info.flavors = [f for f in registrar.all() if f not in before]

@@ -42,6 +42,10 @@ class FlavorRegistrar:
         object.__setattr__(flavor, "plugin", self.current_plugin)
         self._flavors[key] = flavor
 
+    def restore(self, flavors: list[Flavor]) -> None:
+        """Go back to exactly `flavors` (an earlier `all()`): drops a failed plugin's additions."""
+        self._flavors = {(f.type, f.name): f for f in flavors}
+
     def get(self, type_: str, name: str) -> Flavor | None:
         return self._flavors.get((type_, name))
 

@@ -86,19 +86,23 @@ def _wrap_record_factory() -> None:
 
 
 def install() -> None:
-    """Install the stream proxies and the log record hook (idempotent)."""
+    """Install the stream proxies and the log record hook (idempotent).
+
+    Checked on every capture: whoever swapped `sys.stdout`/`sys.stderr` since
+    the last call (pytest, IPython, `redirect_stdout`) gets their stream wrapped
+    too, so output is still captured.
+    """
     global _installed
-    if _installed:
+    if _installed and isinstance(sys.stdout, _Proxy) and isinstance(sys.stderr, _Proxy):
         return
     with _install_lock:
-        if _installed:
-            return
         if not isinstance(sys.stdout, _Proxy) and sys.stdout is not None:
             sys.stdout = _Proxy(sys.stdout, "stdout")  # type: ignore[assignment]
         if not isinstance(sys.stderr, _Proxy) and sys.stderr is not None:
             sys.stderr = _Proxy(sys.stderr, "stderr")  # type: ignore[assignment]
-        _wrap_record_factory()
-        _installed = True
+        if not _installed:
+            _wrap_record_factory()
+            _installed = True
 
 
 def start(call_id: str | None) -> tuple[Capture, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import threading
 import time
 import traceback
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from .specs import CheckpointSpec, FlowSpec
 
 _TICK_SECONDS = 0.5
+# Output chunks above this many characters are stored as blobs; the registry keeps the key.
+_LOG_INLINE_LIMIT = 16_384
 _MAX_WORKERS = 8
 
 
@@ -381,10 +384,17 @@ class ExecutionContext:
         return OutputHandle(cid, spec.name, artifact=art, store=self.store)
 
     def _chunks(self, cap: capture.Capture) -> list[LogChunk]:
-        return [
-            LogChunk(self.exec_id, cap.call_id, 0, stream, text, ts)
-            for stream, text, ts in cap.drain()
-        ]
+        """Pending output of a capture as log chunks; large ones go to the artifact store."""
+        chunks = []
+        for stream, text, ts in cap.drain():
+            if len(text) > _LOG_INLINE_LIMIT:
+                data = text.encode()
+                key = hashlib.sha256(data).hexdigest()
+                self.store.put_blob(data, key)
+                chunks.append(LogChunk(self.exec_id, cap.call_id, 0, stream, "", ts, key))
+            else:
+                chunks.append(LogChunk(self.exec_id, cap.call_id, 0, stream, text, ts))
+        return chunks
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -501,8 +511,6 @@ def _input_artifacts(
 
 
 def _cache_key(spec: CheckpointSpec, inputs: list[ArtifactRecord]) -> str:
-    import hashlib
-
     h = hashlib.sha256(f"{spec.name}\0{spec.source_hash}".encode())
     for art in inputs:
         h.update(f"\0{art.name}={art.key}".encode())
@@ -547,13 +555,18 @@ def run_flow_body(
                 ctx.join_submitted()
                 result = resolve(result)
                 break
-            except (FlowSuspended, _Cancelled, KitaruDivergenceError, ContextError):
+            except _Cancelled:
+                raise
+            except (FlowSuspended, KitaruDivergenceError, ContextError):
+                # Submitted calls still in flight are recorded before the outcome is.
+                ctx.join_submitted_quietly()
                 raise
             except Exception:
+                if not ctx.cancelled:
+                    ctx.join_submitted_quietly()
                 if attempt >= flow.retries or ctx.cancelled:
                     raise
                 attempt += 1
-                ctx.join_submitted_quietly()
                 ctx.reset_for_retry()
         output = write_value(
             ctx.store, result, exec_id=ctx.exec_id, name="output", direction="output",

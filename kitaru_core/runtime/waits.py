@@ -127,9 +127,10 @@ def validate_input(wait: WaitRecord, value: Any) -> Any:
     try:
         jsonschema.validate(value, desc.get("json_schema") or {})
     except jsonschema.ValidationError as exc:
+        loc = ".".join(str(p) for p in exc.absolute_path) or "value"
         raise WaitInputError(
-            f"input for {where} does not match its schema {desc.get('repr')}: {exc.message}; "
-            "the wait is still pending, send a corrected value"
+            f"input for {where} does not match its schema {desc.get('repr')}: {loc}: "
+            f"{exc.message}; the wait is still pending, send a corrected value"
         ) from None
     return value
 
