@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,10 +43,21 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _plain(obj: Any) -> Any:
+    """Like `dataclasses.asdict`, but private fields (a built stack) are left out, not copied."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj) if not f.name.startswith("_")}
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
 class _Model:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (what `-o json` prints)."""
-        return _jsonable(asdict(self))  # type: ignore[call-overload]
+        return _jsonable(_plain(self))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), default=str)

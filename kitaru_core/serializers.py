@@ -9,9 +9,12 @@ record names the serializer used, so a reader knows what it will get.
 from __future__ import annotations
 
 import importlib
+import io
 import json
+import os
 import pickle
 import sys
+import types
 from typing import Any
 
 from .errors import SerializationError
@@ -36,8 +39,9 @@ def serialize(value: Any) -> tuple[bytes, str]:
             return _pickle(value)
         return json.dumps(value).encode(), "json"
     if _is_pydantic_model(value):
-        ref = f"{cls.__module__}:{cls.__qualname__}"
-        if "<locals>" not in ref and cls.__module__ != "__main__":
+        module = cls.__module__ if cls.__module__ != "__main__" else script_module_name()
+        ref = f"{module}:{cls.__qualname__}"
+        if module is not None and "<locals>" not in ref:
             return (ref + "\n").encode() + value.model_dump_json().encode(), "pydantic"
         return _pickle(value)
     if cls in (dict, list) and _is_plain_json(value, 0):
@@ -72,9 +76,54 @@ def deserialize(data: bytes, serializer: str) -> Any:
     raise SerializationError(f"unknown serializer {serializer!r}; upgrade kitaru to read it")
 
 
+def script_module_name() -> str | None:
+    """The name other processes import this process's `__main__` by, or None if it has none.
+
+    `python -m pkg.mod` gives `pkg.mod`; `python path/to/my_flow.py` gives
+    `my_flow`, the name kitaru's loader and workers import the script by. The
+    script is registered under that name here too, so reading a value back in
+    this process finds the script's own classes instead of importing it twice.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None)
+    if not name or name == "__main__":
+        file = getattr(main, "__file__", None)
+        if not file:
+            return None  # an interactive session: nothing to import elsewhere
+        name = os.path.splitext(os.path.basename(file))[0]
+    sys.modules.setdefault(name, main)  # type: ignore[arg-type]
+    return name
+
+
+def _import_global(module: str, qualname: str) -> Any:
+    """Unpickling helper: a class or function of a script, imported by its module name."""
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class _ScriptPickler(pickle.Pickler):
+    """Plain pickle, except that classes and functions of a script run as `__main__`
+    are named by the script's module name (`__main__` is another module elsewhere)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type | types.FunctionType) and obj.__module__ == "__main__":
+            module = script_module_name()
+            if module is not None and "<locals>" not in obj.__qualname__:
+                return _import_global, (module, obj.__qualname__)
+        return NotImplemented
+
+
 def _pickle(value: Any) -> tuple[bytes, str]:
     try:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if b"__main__" not in data:
+            return data, "pickle"
+        buf = io.BytesIO()
+        _ScriptPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        return buf.getvalue(), "pickle"
     except Exception:
         pass
     try:

@@ -154,6 +154,9 @@ def _validate_config(flavor: Any, config: dict[str, Any], *, source: str, where:
             if err["type"] == "extra_forbidden":
                 allowed = ", ".join(flavor.config.model_fields) or "none"
                 problems.append(f"unknown key {loc!r} (allowed keys: {allowed})")
+            elif err["type"] == "missing":
+                expected = _expected_type(flavor.config, err["loc"])
+                problems.append(f"missing required key {loc!r}" + (f" ({expected})" if expected else ""))
             else:
                 got = err.get("input")
                 expected = _expected_type(flavor.config, err["loc"])

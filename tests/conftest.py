@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +48,37 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd,
         timeout=timeout, input=input,
     )
+
+
+@dataclass
+class CliResult:
+    """What an in-process `kitaru` command printed and its exit code."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """Run `kitaru ARGS` in this process (fast); exit code and output as a `CliResult`.
+
+    A Python exception escaping the command fails the test, so a passing call
+    printed no traceback. Use `run_cli` where a real process matters.
+    """
+    from kitaru.cli.main import run
+
+    monkeypatch.setenv("KITARU_STACK", "")  # `--stack` sets it; restored after the test
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            run(list(args))
+        out, err = capsys.readouterr()
+        code = exited.value.code
+        return CliResult(code if isinstance(code, int) else (0 if code is None else 1), out, err)
+
+    return invoke

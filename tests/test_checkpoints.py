@@ -545,3 +545,32 @@ def test_a_failing_submitted_call_fails_the_execution_and_names_the_call(client)
         handle.wait()
     statuses = {c.call_id: c.status for c in client.executions.get(handle.exec_id).checkpoints}
     assert statuses == {"boom#1": "completed", "boom#2": "failed", "boom#3": "completed"}
+
+
+@flow
+def duplicate_ids_flow() -> list[int]:
+    return [add.with_id("same")(1, 1).load(), add.with_id("same")(10, 10).load()]
+
+
+@flow
+def explicit_id_like_an_automatic_one() -> list[int]:
+    return [add.with_id("add#1")(1, 1).load(), add(10, 10).load()]
+
+
+@pytest.mark.parametrize("the_flow", [duplicate_ids_flow, explicit_id_like_an_automatic_one])
+def test_a_call_id_used_twice_in_one_run_is_an_error_not_silent_reuse(the_flow, client):
+    handle = the_flow.run()
+    with pytest.raises(FlowFailedError, match="used twice"):
+        handle.wait()
+    assert calls["add"] == 1
+    execution = client.executions.get(handle.exec_id)
+    assert [c.output.load() for c in execution.checkpoints] == [2]
+
+
+@flow
+def returns_handles() -> dict:
+    return {"single": add(1, 2), "nested": [add(3, 4), {"deep": add(5, 6)}]}
+
+
+def test_handles_returned_from_the_body_become_their_values():
+    assert returns_handles.run().wait() == {"single": 3, "nested": [7, {"deep": 11}]}

@@ -15,6 +15,7 @@ from .output import (
     parse_assignments,
     parse_json_value,
     print_json,
+    short_id,
     table,
     when,
 )
@@ -53,7 +54,7 @@ def list_executions(
         return
     table(
         ["id", "flow", "status", "started", "ended", "note"],
-        [[e.exec_id, e.flow_name, e.status.value, when(e.started_at), when(e.ended_at),
+        [[short_id(e.exec_id), e.flow_name, e.status.value, when(e.started_at), when(e.ended_at),
           _note(e)] for e in found],
     )
 
@@ -62,7 +63,7 @@ def _note(e: Any) -> str:
     if e.resumable and e.status.value == "running":
         return "owner gone: resumable"
     if e.original_exec_id:
-        return f"replay of {e.original_exec_id[:12]}"
+        return f"replay of {short_id(e.original_exec_id)}"
     if e.failure:
         return (e.failure.get("type") or "").rsplit(".", 1)[-1]
     return ""

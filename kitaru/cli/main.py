@@ -34,16 +34,16 @@ def main(
 
 @app.command()
 def init(output: Format = OutputOption) -> None:
-    """Create the kitaru home with the `local` stack and make it active."""
+    """Create the kitaru home and the `local` stack's data; `local` is active unless another is."""
     from kitaru_core.home import home_dir, read_settings, write_settings
-    from kitaru_core.stack import DEFAULT_STACK, StackStore, builtin_local_stack, get_stack
+    from kitaru_core.stack import DEFAULT_STACK, StackStore, get_stack
 
     home = home_dir()
     (home / "stacks").mkdir(parents=True, exist_ok=True)
     settings = read_settings(home)
     settings.setdefault("active_stack", DEFAULT_STACK)
     write_settings(settings, home)
-    stack = get_stack(spec=builtin_local_stack())
+    stack = get_stack(DEFAULT_STACK)  # the built-in one, or a registered `local` that replaces it
     stack.registry  # noqa: B018 - creates the SQLite file and schema
     stack.artifact_store  # noqa: B018
     active = StackStore(home).active_name()
@@ -77,31 +77,20 @@ def status(output: Format = OutputOption) -> None:
         typer.echo(f"  {comp:17} {flavor}")
 
 
-def run() -> None:
-    """Console entry point: typed errors become a message and a non-zero exit."""
+def run(args: list[str] | None = None) -> None:
+    """Console entry point; always ends in `SystemExit` with the exit code.
+
+    Usage errors (unknown command or option, missing argument, bad choice) print
+    click's message and exit 2; a `KitaruError` prints `kitaru: error: ...` with
+    no traceback and exits with its `exit_code`.
+    """
     from kitaru_core.errors import KitaruError
 
     try:
-        result = app(standalone_mode=False)
-        if isinstance(result, int) and result:
-            sys.exit(result)
+        app(args=args, prog_name="kitaru")  # standalone: click reports usage errors itself
     except KitaruError as exc:
         typer.echo(f"kitaru: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

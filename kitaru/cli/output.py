@@ -48,6 +48,14 @@ def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -
     console().print(t)
 
 
+SHORT_ID_LENGTH = 12
+
+
+def short_id(exec_id: str) -> str:
+    """The first 12 characters of an id: what tables show; commands accept any unique prefix."""
+    return exec_id[:SHORT_ID_LENGTH]
+
+
 def when(dt: datetime | None) -> str:
     return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else ""
 

@@ -45,10 +45,9 @@ def list_plugins(output: Format = OutputOption) -> None:
             label += f"  [red]failed to load: {escape(p['error'])}[/red]"
         node = root.add(label)
         for f in p["flavors"]:
-            fields = ", ".join(
-                f"{k}: {v['type']}" + ("" if v["required"] else f" = {v['default']!r}")
-                for k, v in f["config"].items()
-            )
-            node.add(f"{f['type']} [cyan]{escape(f['name'])}[/cyan]"
-                     + (f"  ({escape(fields)})" if fields else ""))
+            about = f"  [dim]{escape(f['description'])}[/dim]" if f["description"] else ""
+            flavor = node.add(f"{f['type']} [cyan]{escape(f['name'])}[/cyan]{about}")
+            for key, field in f["config"].items():  # one line per config field
+                default = "required" if field["required"] else f"= {field['default']!r}"
+                flavor.add(escape(f"{key}: {field['type']} {default}"))
     console().print(root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -61,20 +62,28 @@ def set_active(name: str = typer.Argument(..., help="A registered stack."),
 @app.command("list")
 def list_stacks(output: Format = OutputOption) -> None:
     """List registered stacks; the active one is marked."""
+    from kitaru_core.errors import KitaruError
     from kitaru_core.stack import resolve_stack_name
 
     store = _store()
     active = resolve_stack_name()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in store.names():
-        spec = store.get(name)
-        rows.append({"name": name, "active": name == active,
-                     **{c: spec[c]["flavor"] for c in _COMPONENTS}})
+        row: dict[str, Any] = {"name": name, "active": name == active, "error": None}
+        try:
+            spec = store.get(name)
+        except KitaruError as exc:  # e.g. its plugin was uninstalled: list the others anyway
+            row.update({c: None for c in _COMPONENTS}, error=str(exc))
+        else:
+            row.update({c: spec[c]["flavor"] for c in _COMPONENTS})
+        rows.append(row)
     if output == Format.json:
         print_json(rows)
         return
     table(["", "name", *_COMPONENTS],
-          [["*" if r["active"] else "", r["name"], *[r[c] for c in _COMPONENTS]] for r in rows])
+          [["*" if r["active"] else "", r["name"],
+            *([r[c] for c in _COMPONENTS] if r["error"] is None else [f"invalid: {r['error']}"])]
+           for r in rows])
 
 
 @app.command("show")

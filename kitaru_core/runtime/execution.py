@@ -134,6 +134,7 @@ class ExecutionContext:
         self._seq = 0
         self._counts: dict[str, int] = {}
         self._wait_counts: dict[str, int] = {}
+        self._used_ids: set[str] = set()
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._futures: list[Future[OutputHandle]] = []
@@ -159,6 +160,14 @@ class ExecutionContext:
                 n = self._counts.get(name, 0) + 1
                 self._counts[name] = n
                 step_id = f"{name}#{n}"
+            if kind == "call":
+                if step_id in self._used_ids:
+                    # Reusing the first call's record here would be silent reuse of a wrong output.
+                    raise KitaruError(
+                        f"checkpoint call id {step_id!r} is used twice in one run of execution "
+                        f"{self.exec_id}; give each `.with_id(...)` call its own id"
+                    )
+                self._used_ids.add(step_id)
         self._check_divergence(seq, step_id, kind)
         return seq, step_id
 
@@ -277,9 +286,9 @@ class ExecutionContext:
         attempts_before: int,
         previous: CallRecord | None,
     ) -> OutputHandle:
+        inputs = _input_artifacts(self, spec, cid, args, kwargs)  # from the handles, for lineage
         args = tuple(resolve(a) for a in args) if args else args
         kwargs = {k: resolve(v) for k, v in kwargs.items()} if kwargs else kwargs
-        inputs = _input_artifacts(self, spec, cid, args, kwargs)
         cache_key = _cache_key(spec, inputs) if spec.cache else None
         if cache_key is not None:
             hit = self._from_cache(spec, seq, cid, cache_key, inputs)
@@ -433,6 +442,7 @@ class ExecutionContext:
             self._seq = 0
             self._counts.clear()
             self._wait_counts.clear()
+            self._used_ids.clear()
 
     # -- flow-level metadata --------------------------------------------------
     def log(self, values: dict[str, Any]) -> None:
@@ -492,11 +502,24 @@ def _input_artifacts(
     *,
     required: bool | None = None,
 ) -> list[ArtifactRecord]:
-    """Input artifacts of a call (lineage); best effort for inline calls."""
-    # Arguments are already resolved; find handles in the originals for lineage.
+    """Input artifacts of a call (lineage); best effort for inline calls.
+
+    `args`/`kwargs` are the call's own arguments, handles not yet resolved. An
+    output handle passed on as is becomes a link to that output's stored bytes
+    (lineage without serializing the value again), except where the bytes must
+    be exactly what the function receives: cache keys and isolated workers.
+    """
     must = spec.cache or spec.runtime == "isolated" if required is None else required
     out: list[ArtifactRecord] = []
     for pname, value in spec.bind(args, kwargs).items():
+        if type(value) is OutputHandle:
+            source = value.artifact
+            if source is not None and not must:
+                out.append(link(source, exec_id=ctx.exec_id, name=pname, direction="input", call_id=cid))
+                continue
+            value = value.load()
+        elif type(value) in _CONTAINERS:
+            value = resolve(value)
         try:
             out.append(
                 write_value(
@@ -508,6 +531,9 @@ def _input_artifacts(
             if must:
                 raise
     return out
+
+
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
 def _cache_key(spec: CheckpointSpec, inputs: list[ArtifactRecord]) -> str:
@@ -573,7 +599,8 @@ def run_flow_body(
             what=f"flow {flow.name!r} result",
         )
         registry.add_artifacts([output])
-        _finish(ctx, ExecutionStatus.COMPLETED, result_artifact=output.artifact_id)
+        if not _finish(ctx, ExecutionStatus.COMPLETED, result_artifact=output.artifact_id):
+            raise _Cancelled()
         return result
     except FlowSuspended:
         _finish(ctx, ExecutionStatus.WAITING)
@@ -606,16 +633,25 @@ def _failed_call(ctx: ExecutionContext) -> str | None:
     return max(failed, key=lambda c: c.ended_at or 0).call_id if failed else None
 
 
-def _finish(ctx: ExecutionContext, status: ExecutionStatus | None, **fields: Any) -> None:
-    """Record the outcome and give up ownership (no-op for a cancelled execution)."""
+_LIVE = (ExecutionStatus.RUNNING.value, ExecutionStatus.WAITING.value)
+
+
+def _finish(ctx: ExecutionContext, status: ExecutionStatus | None, **fields: Any) -> bool:
+    """Record the outcome and give up ownership.
+
+    Returns False if the execution was cancelled meanwhile: a cancel is final,
+    so its status stays `cancelled` whatever the body did after it.
+    """
     ctx.flush_logs()
-    update: dict[str, Any] = {"owner": None, "lease_expires": None}
+    release: dict[str, Any] = {"owner": None, "lease_expires": None}
     if status is not None:
-        update["status"] = status.value
+        update = {**release, "status": status.value, **fields}
         if status.is_finished:
             update["ended_at"] = time.time()
-        update.update(fields)
-    ctx.registry.update_execution(ctx.exec_id, update, owner=ctx.owner)
+        if ctx.registry.update_execution(ctx.exec_id, update, owner=ctx.owner, statuses=_LIVE):
+            return True
+    ctx.registry.update_execution(ctx.exec_id, release, owner=ctx.owner)
+    return status is None
 
 
 def require_flow_context(what: str) -> ExecutionContext:

@@ -50,6 +50,7 @@ def run_isolated(
     store = ctx.store
     target = ctx.stack.execution_target
     attempt = 0
+    unrecorded_inputs = inputs  # recorded with the first submission only, not with each retry
     while True:
         # A task from an earlier runner of this execution: its result, or the task itself.
         task = call.task
@@ -60,7 +61,8 @@ def run_isolated(
             call.attempts += 1
             task = _submit(ctx, spec, call, args, kwargs, inputs)
             call.task = task
-            ctx.registry.save_call(call, inputs)
+            ctx.registry.save_call(call, unrecorded_inputs)
+            unrecorded_inputs = []
             outcome = _follow(ctx, target, task, call)
         if outcome is None:  # the task was lost: resubmit without counting an attempt of ours
             call.task = None
@@ -245,6 +247,8 @@ def _source_file(fn: Any) -> str | None:
 def module_root(module: str, file: str) -> tuple[Path, str]:
     """The folder to put on sys.path and the module name to import `file` by."""
     path = Path(file).resolve()
+    if module == "__main__":
+        module = _main_module_name(path)
     if module == "__main__" or module.startswith("__kitaru"):
         return path.parent, path.stem
     parts = module.split(".")
@@ -254,6 +258,19 @@ def module_root(module: str, file: str) -> tuple[Path, str]:
     for _ in parts[1:]:
         root = root.parent
     return root, module
+
+
+def _main_module_name(path: Path) -> str:
+    """`pkg.mod` if `path` is the module run as `python -m pkg.mod`, else `__main__`.
+
+    Importing such a module by its file name alone would break its relative imports.
+    """
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", None)
+    origin = getattr(spec, "origin", None)
+    if name and name != "__main__" and origin and Path(origin).resolve() == path:
+        return str(name)
+    return "__main__"
 
 
 _package_cache: dict[str, tuple[bytes, str] | None] = {}

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from ..errors import KitaruError
+from ..serializers import script_module_name
 from .isolated import module_root
 from .specs import FlowSpec, flow_spec_of
 
@@ -21,6 +22,8 @@ def flow_reference(fn: Any) -> dict[str, Any]:
     if file and os.path.exists(file):
         root, module_name = module_root(fn.__module__, file)
         ref.update(file=file, root=str(root), import_name=module_name)
+    if fn.__module__ == "__main__":
+        script_module_name()  # a value of the script's classes read back here finds the script itself
     return ref
 
 
@@ -69,7 +72,7 @@ def _import(ref: dict[str, Any]) -> Any:
     if name in sys.modules:
         return sys.modules[name]
     file = ref.get("file")
-    if ref.get("module") == "__main__":
+    if ref.get("module") == "__main__" and "." not in name:  # `python script.py`, not `-m pkg.mod`
         if not file or not os.path.exists(file):
             raise KitaruError(
                 f"the script that defined this flow ({file}) no longer exists; restore it to "

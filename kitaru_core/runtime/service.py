@@ -17,6 +17,7 @@ from ..errors import (
     ExecutionCancelledError,
     ExecutionOwnedError,
     InvalidStateError,
+    KitaruDivergenceError,
     KitaruError,
     WaitInputError,
 )
@@ -186,7 +187,12 @@ def check_can_resume(record: ExecutionRecord, mode: str) -> None:
 def resume_here(
     stack: Stack, exec_id: str, *, mode: str = "resume", flow: FlowSpec | None = None
 ) -> ExecutionRecord:
-    """Claim an execution and run its body in this process until it ends or suspends."""
+    """Claim an execution and run its body in this process until it ends or suspends.
+
+    Returns the record as it ended; the flow's own failures are in its `failure`.
+    A `KitaruDivergenceError` (the code no longer matches the record) is raised
+    after it is recorded: the caller must change the code, not wait for a result.
+    """
     record = claim(stack, exec_id, mode=mode)
     flow = flow or load_flow(record.flow_ref)
     args, kwargs = load_inputs(record, stack)
@@ -196,6 +202,8 @@ def resume_here(
         pass
     except ExecutionCancelledError:
         pass
+    except KitaruDivergenceError:
+        raise
     except Exception:
         pass
     return stack.registry.get_execution(record.exec_id)
@@ -233,6 +241,11 @@ def provide_input(
 
     registry = stack.registry
     record = registry.get_execution(exec_id)
+    if record.status in (ExecutionStatus.CANCELLED.value, ExecutionStatus.COMPLETED.value):
+        raise InvalidStateError(
+            f"execution {record.exec_id} is {record.status}; its waits take no more input. "
+            f"Start a new run or `kitaru executions replay {record.exec_id}`"
+        )
     pending = [w for w in registry.get_waits(record.exec_id) if w.status == "pending"]
     if not pending:
         raise WaitInputError(f"execution {record.exec_id} has no pending wait")
@@ -283,11 +296,16 @@ def replay(
     registry = stack.registry
     original = registry.get_execution(exec_id)
     flow = flow or load_flow(original.flow_ref)
+    if flow.name != original.flow_name:
+        raise KitaruError(
+            f"execution {original.exec_id} is a run of flow {original.flow_name!r}, not "
+            f"{flow.name!r}; replay it with that flow (or `kitaru executions replay`)"
+        )
     calls = registry.get_calls(original.exec_id)
     waits = registry.get_waits(original.exec_id)
     at_seq = _resolve_at(original.exec_id, at, calls, waits)
     names = {c.name for c in calls} | {c.call_id for c in calls}
-    overrides: dict[str, str] = {}
+    # Check every argument before writing anything, so bad input leaves no trace.
     for target, spec in (checkpoint_overrides or {}).items():
         if target not in names:
             raise KitaruError(
@@ -298,15 +316,19 @@ def replay(
             raise KitaruError(
                 f"checkpoint override for {target!r} must be {{'output': value}} (got {spec!r})"
             )
-        art = write_value(
-            stack.artifact_store, spec["output"], exec_id=original.exec_id,
-            name=f"override:{target}", direction="input", what=f"override of {target!r}",
-        )
-        registry.add_artifacts([art])
-        overrides[target] = art.artifact_id
     args, kwargs = load_inputs(original, stack)
     if flow_overrides:
         args, kwargs = _apply_flow_overrides(flow, args, kwargs, flow_overrides)
+    override_arts = {
+        target: write_value(
+            stack.artifact_store, spec["output"], exec_id=original.exec_id,
+            name=f"override:{target}", direction="input", what=f"override of {target!r}",
+        )
+        for target, spec in (checkpoint_overrides or {}).items()
+    }
+    if override_arts:
+        registry.add_artifacts(list(override_arts.values()))
+    overrides = {target: art.artifact_id for target, art in override_arts.items()}
     plan = {"source": original.exec_id, "at": at, "at_seq": at_seq,
             "checkpoint_overrides": overrides}
     if background or not stack.orchestrator.in_process:

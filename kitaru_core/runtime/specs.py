@@ -35,6 +35,7 @@ class CheckpointSpec:
     cache: bool = False
     _source_hash: str | None = field(default=None, repr=False)
     _signature: inspect.Signature | None = field(default=None, repr=False)
+    _positional: tuple[tuple[str, ...], int] | None = field(default=None, repr=False)
 
     @property
     def source_hash(self) -> str:
@@ -55,12 +56,38 @@ class CheckpointSpec:
         return self._signature
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Map call arguments to parameter names (for input artifacts and cache keys)."""
+        """Map call arguments to parameter names (for input artifacts and cache keys).
+
+        Same result as `Signature.bind(...).arguments`; positional-only calls
+        take a fast path (this runs on every checkpoint call).
+        """
+        if not kwargs:
+            names, required = self._positional or self._positional_params()
+            if required <= len(args) <= len(names):
+                return dict(zip(names, args, strict=False))
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError:
             return {f"arg{i}": a for i, a in enumerate(args)} | dict(kwargs)
         return dict(bound.arguments)
+
+    def _positional_params(self) -> tuple[tuple[str, ...], int]:
+        """(names that take positional arguments, how many of them are required).
+
+        ((), 1) when a required keyword-only parameter makes every positional-only
+        call fail to bind, so `bind` always takes its general path.
+        """
+        names: list[str] = []
+        required = 0
+        for param in self.signature.parameters.values():
+            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+                names.append(param.name)
+                required += param.default is param.empty
+            elif param.kind == param.KEYWORD_ONLY and param.default is param.empty:
+                names, required = [], 1
+                break
+        self._positional = (tuple(names), required)
+        return self._positional
 
 
 def flow_spec_of(obj: Any) -> FlowSpec | None:

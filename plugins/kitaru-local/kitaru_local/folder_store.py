@@ -1,9 +1,19 @@
 """The `local` artifact store: content-addressed files in a folder.
 
-Blobs live at `<root>/blobs/<2 hex>/<sha256>`, written to a temporary name and
-renamed, so a killed writer never leaves a partial blob under a real key. In
-strict mode each new file and its folder entry are fsynced before the
-registry records them.
+Blobs live at `<root>/blobs/<2 hex>/<sha256>`. `put_blob` returns only once
+the whole blob is in place, and the registry records a key only after that,
+so a recorded key never names a partial blob:
+
+- default mode (survives a kill of the process): the blob is created under its
+  key with O_EXCL and written. A writer killed mid-write can leave a short
+  file there, which no record names; the next `put_blob` of that content sees
+  the wrong size and replaces the file atomically. This costs one file
+  creation per new blob, instead of a temporary file plus a rename.
+- strict mode (survives a power loss): written to a temporary name, fsynced,
+  renamed to its key, and the folder fsynced, before `put_blob` returns.
+
+Keys this store wrote or found in this process are remembered, so an output
+passed on as another call's input costs no file-system call.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ class LocalArtifactStore(ArtifactStore):
         self.root.mkdir(parents=True, exist_ok=True)
         self._blobs = str(self.root / "blobs")
         self._dirs: set[str] = set()
+        self._known: set[str] = set()  # keys whose complete blob exists (bounded, see put_blob)
         self._strict = context.strict
         self._tmp_suffix = f".tmp{os.getpid()}"
 
@@ -34,13 +45,38 @@ class LocalArtifactStore(ArtifactStore):
         return folder, f"{folder}/{key}"
 
     def put_blob(self, data: bytes, key: str) -> None:
-        folder, path = self._blob_path(key)
-        if os.path.exists(path):
+        if key in self._known:
             return
+        folder, path = self._blob_path(key)
         if folder not in self._dirs:
             os.makedirs(folder, exist_ok=True)
             self._dirs.add(folder)
-        self._atomic_write(path, data, folder)
+        if self._strict:
+            if not _has_size(path, len(data)):
+                self._atomic_write(path, data, folder)
+        elif not self._create(path, data) and not _has_size(path, len(data)):
+            self._atomic_write(path, data, folder)  # a short file left by a killed writer
+        if len(self._known) >= _KNOWN_KEYS_MAX:
+            self._known.clear()
+        self._known.add(key)
+
+    @staticmethod
+    def _create(path: str, data: bytes) -> bool:
+        """Create `path` holding `data`; False if it exists already (complete or not)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            if os.write(fd, data) != len(data):  # short write: large data or a signal
+                os.lseek(fd, 0, os.SEEK_SET)
+                _write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        return True
 
     def get_blob(self, key: str) -> bytes:
         try:
@@ -84,6 +120,16 @@ class LocalArtifactStore(ArtifactStore):
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+
+
+_KNOWN_KEYS_MAX = 65536
+
+
+def _has_size(path: str, size: int) -> bool:
+    try:
+        return os.stat(path).st_size == size
+    except FileNotFoundError:
+        return False
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -1,0 +1,49 @@
+"""The workload every figure measures: a chain of small steps.
+
+Each step takes the loop index and the previous step's state and returns a
+small dict, the shape of an agent loop that passes its state along. The same
+plain function runs in the plain-loop baseline, the fsync-floor baseline and,
+decorated, as a kitaru checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kitaru
+
+INITIAL: dict[str, int] = {"i": -1, "total": 0}
+
+
+def plain_step(i: int, state: dict[str, Any]) -> dict[str, int]:
+    """One step: a small JSON-able output."""
+    return {"i": i, "total": state["total"] + i}
+
+
+def plain_loop(n: int) -> int:
+    """Baseline: the same steps as ordinary function calls."""
+    state = INITIAL
+    for i in range(n):
+        state = plain_step(i, state)
+    return state["total"]
+
+
+step = kitaru.checkpoint(plain_step, name="step")
+
+#: Set by the resume figure: make the first run fail after its last checkpoint.
+FAIL_AT_END = False
+
+
+@kitaru.flow
+def chain(n: int) -> int:
+    """n checkpoints; each output handle goes into the next call (lineage, no copy)."""
+    state: Any = INITIAL
+    for i in range(n):
+        state = step(i, state)
+    if FAIL_AT_END:
+        raise RuntimeError("failing after the last checkpoint, so the record can be retried")
+    return state.load()["total"] if n else 0
+
+
+def expected_total(n: int) -> int:
+    return n * (n - 1) // 2

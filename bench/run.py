@@ -1,0 +1,158 @@
+"""Run every kitaru benchmark, print a table and write `bench/results.json`.
+
+    .venv/bin/python bench/run.py            # full run (more repeats)
+    .venv/bin/python bench/run.py --quick    # fewer repeats, same workloads
+    .venv/bin/python bench/run.py --only overhead,startup --repeat 9
+
+Every figure is printed beside a baseline measured in the same run, as a
+ratio; each measurement runs in a fresh process with its own temporary
+KITARU_HOME, and the median of the repeats is reported. Nothing here asserts
+a wall-clock threshold: the "target" column says whether this run met the
+goal on this machine. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import checkpoint_overhead
+import memory
+import resume
+import startup
+
+FIGURES = ("overhead", "resume", "startup", "memory")
+#: Repeats per figure: (full, quick).
+REPEATS = {"overhead": (7, 3), "resume": (5, 3), "startup": (15, 5), "memory": (5, 3)}
+#: Per-step costs the issue quotes for other systems. Cited, never measured here.
+CITED_MS_PER_STEP = {
+    "DBOS (SQLite)": 2.5,
+    "Prefect": 5.0,
+    "ZenML-based Kitaru": 180.0,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (same workloads)")
+    parser.add_argument("--repeat", type=int, help="repeats per figure (overrides the defaults)")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(FIGURES)}")
+    parser.add_argument("--output", default=str(Path(__file__).with_name("results.json")),
+                        help="where to write the JSON results (default: bench/results.json)")
+    args = parser.parse_args(argv)
+    chosen = [f.strip() for f in args.only.split(",")] if args.only else list(FIGURES)
+    unknown = [f for f in chosen if f not in FIGURES]
+    if unknown:
+        parser.error(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
+
+    def reps(fig: str) -> int:
+        return args.repeat or REPEATS[fig][1 if args.quick else 0]
+
+    results: dict[str, Any] = {"machine": _machine(), "quick": args.quick, "figures": {}}
+    started = time.perf_counter()
+    runners = {
+        "overhead": lambda: checkpoint_overhead.run(repeat=reps("overhead")),
+        "resume": lambda: resume.run(repeat=reps("resume")),
+        "startup": lambda: startup.run(repeat=reps("startup")),
+        "memory": lambda: memory.run(repeat=reps("memory")),
+    }
+    for fig in chosen:
+        print(f"running {fig} ({reps(fig)} repeats) ...", file=sys.stderr, flush=True)
+        results["figures"][fig] = runners[fig]()
+    results["elapsed_s"] = time.perf_counter() - started
+    results["cited_not_measured_ms_per_step"] = CITED_MS_PER_STEP
+
+    print(render(results))
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+def render(results: dict[str, Any]) -> str:
+    """The results as a plain-text table."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    figs = results["figures"]
+
+    def ms(seconds: float) -> str:
+        return f"{seconds * 1e3:.3f} ms"
+
+    def ok(met: bool) -> str:
+        return "met" if met else "MISSED"
+
+    if "overhead" in figs:
+        f = figs["overhead"]
+        per, ratio, met = f["per_checkpoint_s"], f["ratio_to_floor"], f["met"]
+        n = f["n"]
+        rows.append((f"(a) {n}-checkpoint flow, plain loop (total)", ms(f["seconds"]["plain"]),
+                     "", "", ""))
+        rows.append(("(a) fsync floor, per step", ms(per["floor"]), "1.00x floor", "", ""))
+        for mode in ("kitaru-default", "kitaru-strict"):
+            rows.append((f"(a) {mode} overhead per checkpoint", ms(per[mode]),
+                         f"{ratio[mode]:.2f}x floor", f["targets"][mode], ok(met[mode])))
+    if "resume" in figs:
+        f = figs["resume"]
+        per, n = f["per_checkpoint_s"], f["n"]
+        rows.append((f"(b) live run of the {n}-checkpoint flow, per checkpoint", ms(per["live-run"]),
+                     "", "", ""))
+        rows.append((f"(b) resume, {n} recorded checkpoints (total)", ms(f["seconds"]["resume_s"]),
+                     "", "", ""))
+        rows.append(("(b) resume per recorded checkpoint", ms(per["resume"]),
+                     f"{f['ratio_resume_to_live']:.3f}x live run", f["target"], ok(f["met"])))
+    if "startup" in figs:
+        f = figs["startup"]
+        sec, over = f["seconds"], f["over_bare_python_s"]
+        bare = sec["python -c pass"]
+        rows.append(("(c) python -c pass", ms(sec["python -c pass"]), "1.00x", "", ""))
+        for name in ("import kitaru", "kitaru --help"):
+            rows.append((f"(c) {name} (+{over[name] * 1e3:.1f} ms over bare python)", ms(sec[name]),
+                         f"{sec[name] / bare:.2f}x", f["targets"][name], ok(f["met"][name])))
+        heavy = f["heavy_modules_after_import_kitaru"]
+        rows.append(("(c) heavy modules loaded by `import kitaru`", ", ".join(heavy) or "none",
+                     "", "none", ok(not heavy)))
+    if "memory" in figs:
+        f = figs["memory"]
+        rss = f["peak_rss_mb"]
+        bare = rss["python -c pass"]
+        for name, value in rss.items():
+            is_flow = name.endswith("flow")
+            rows.append((f"(d) peak RSS, {name}", f"{value:.1f} MB", f"{value / bare:.2f}x",
+                         f["target"] if is_flow else "", ok(f["met"]) if is_flow else ""))
+
+    header = ("figure", "value", "vs baseline", "target", "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.append("")
+    lines.append("Cited, not measured (per-step figures quoted in the issue, other systems, other "
+                 "machines):")
+    for name, value in CITED_MS_PER_STEP.items():
+        lines.append(f"  {name:22} {value:g} ms per step   (cited, not measured)")
+    m = results["machine"]
+    lines.append("")
+    lines.append(f"machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, "
+                 f"SQLite {m['sqlite']}; run took {results.get('elapsed_s', 0):.0f} s")
+    return "\n".join(lines)
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "cpus": os.cpu_count(),
+        "executable": sys.executable,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

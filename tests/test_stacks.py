@@ -1,0 +1,429 @@
+"""Stacks: the built-in `local` stack, registering and choosing stacks, and bad stack files.
+
+A second stack, `elsewhere`, keeps its SQLite file and artifacts in another
+folder, so which registry holds an execution proves which stack ran it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kitaru import checkpoint, flow
+from kitaru_core.errors import ExecutionNotFoundError, StackNotFoundError
+from kitaru_core.home import stacks_dir
+from kitaru_core.stack import StackStore, builtin_local_stack, get_stack, load_stack_file, validate_stack
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_STACKS = sorted((REPO / "stacks").glob("*.yaml"))
+
+
+@checkpoint
+def greet(name: str) -> str:
+    return f"hello {name}"
+
+
+@flow
+def hello(name: str) -> str:
+    return greet(name).load()
+
+
+@flow(stack="elsewhere")
+def hello_elsewhere(name: str) -> str:
+    return greet(name).load()
+
+
+@flow(stack="local")
+def hello_local(name: str) -> str:
+    return greet(name).load()
+
+
+@checkpoint(runtime="isolated")
+def worker_pid() -> int:
+    return os.getpid()
+
+
+@flow
+def where_do_isolated_calls_run() -> int:
+    return worker_pid().load()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def elsewhere_file(tmp_path: Path) -> Path:
+    """A stack file whose registry and artifacts live outside the kitaru home."""
+    data = tmp_path / "elsewhere-data"
+    return write(tmp_path / "elsewhere.yaml", f"""\
+name: elsewhere
+registry:
+  flavor: sqlite
+  config: {{path: "{data / 'records.db'}"}}
+artifact_store:
+  flavor: local
+  config: {{root: "{data / 'artifacts'}"}}
+""")
+
+
+@pytest.fixture
+def elsewhere(cli, elsewhere_file: Path) -> Path:
+    """`elsewhere` registered (not active); returns its data folder."""
+    assert cli("stack", "register", str(elsewhere_file)).exit_code == 0
+    return elsewhere_file.parent / "elsewhere-data"
+
+
+def stack_holding(exec_id: str) -> str:
+    """The one registered stack whose registry has this execution."""
+    holders = []
+    for name in ("local", "elsewhere"):
+        try:
+            get_stack(name).registry.get_execution(exec_id)
+        except ExecutionNotFoundError:
+            continue
+        holders.append(name)
+    assert len(holders) == 1, holders
+    return holders[0]
+
+
+# -- the built-in local stack ------------------------------------------------------
+
+
+def test_local_stack_exists_and_is_active_out_of_the_box(cli, kitaru_home: Path):
+    assert StackStore().names() == ["local"]
+    assert StackStore().active_name() == "local"
+    listed = cli("stack", "list", "-o", "json")
+    assert listed.exit_code == 0
+    assert listed.json() == [{
+        "name": "local", "active": True, "error": None, "registry": "sqlite",
+        "artifact_store": "local", "orchestrator": "local", "execution_target": "inline",
+    }]
+    shown = cli("stack", "show", "local", "-o", "json").json()
+    assert shown == builtin_local_stack()
+    assert hello("world") == "hello world"
+    assert (kitaru_home / "kitaru.db").exists()
+
+
+def test_init_creates_the_home_and_the_local_database(cli, kitaru_home: Path):
+    result = cli("init", "-o", "json")
+    assert result.exit_code == 0
+    assert result.json() == {"home": str(kitaru_home), "active_stack": "local"}
+    assert (kitaru_home / "kitaru.db").is_file()
+    assert (kitaru_home / "artifacts").is_dir()
+    assert (kitaru_home / "stacks").is_dir()
+
+
+def test_init_keeps_an_active_stack_chosen_before(cli, elsewhere: Path):
+    cli("stack", "set", "elsewhere")
+    assert cli("init", "-o", "json").json()["active_stack"] == "elsewhere"
+
+
+# -- register, set, list, show, validate, delete -------------------------------------------
+
+
+def test_register_list_show_set_and_delete(cli, elsewhere_file: Path, kitaru_home: Path):
+    registered = cli("stack", "register", str(elsewhere_file), "-o", "json")
+    assert registered.exit_code == 0
+    body = registered.json()
+    assert body["registered"] == "elsewhere" and body["active"] is False
+    assert body["stack"]["registry"]["config"]["path"].endswith("records.db")
+    assert (stacks_dir(kitaru_home) / "elsewhere.yaml").is_file()
+
+    listed = {row["name"]: row for row in cli("stack", "list", "-o", "json").json()}
+    assert set(listed) == {"local", "elsewhere"}
+    assert listed["local"]["active"] and not listed["elsewhere"]["active"]
+
+    shown = cli("stack", "show", "elsewhere", "-o", "json").json()
+    assert shown["name"] == "elsewhere"
+    assert shown["durability"] == "default"
+    # components left out of the file take the local defaults
+    assert shown["orchestrator"] == {"flavor": "local", "config": {}}
+    assert shown["execution_target"] == {"flavor": "inline", "config": {}}
+
+    assert cli("stack", "set", "elsewhere", "-o", "json").json() == {"active": "elsewhere"}
+    assert cli("stack", "show", "-o", "json").json()["name"] == "elsewhere"  # default: the active one
+    assert cli("status", "-o", "json").json()["active_stack"] == "elsewhere"
+
+    assert cli("stack", "set", "local").exit_code == 0
+    assert cli("stack", "delete", "elsewhere", "-o", "json").json() == {"deleted": "elsewhere"}
+    assert [r["name"] for r in cli("stack", "list", "-o", "json").json()] == ["local"]
+
+
+def test_register_with_activate(cli, elsewhere_file: Path):
+    result = cli("stack", "register", str(elsewhere_file), "--activate", "-o", "json")
+    assert result.json()["active"] is True
+    assert StackStore().active_name() == "elsewhere"
+
+
+def test_register_again_replaces_the_stack(cli, elsewhere_file: Path, tmp_path: Path):
+    cli("stack", "register", str(elsewhere_file))
+    changed = write(tmp_path / "v2.yaml", "name: elsewhere\ndescription: second version\n")
+    assert cli("stack", "register", str(changed)).exit_code == 0
+    assert cli("stack", "show", "elsewhere", "-o", "json").json()["description"] == "second version"
+
+
+def test_validate_checks_without_registering(cli, elsewhere_file: Path, kitaru_home: Path):
+    result = cli("stack", "validate", str(elsewhere_file), "-o", "json")
+    assert result.exit_code == 0
+    assert result.json()["valid"] is True
+    assert result.json()["stack"]["name"] == "elsewhere"
+    assert not (stacks_dir(kitaru_home) / "elsewhere.yaml").exists()
+    assert "is valid" in cli("stack", "validate", str(elsewhere_file)).stdout
+
+
+def test_table_output_of_stack_commands(cli, elsewhere: Path):
+    listing = cli("stack", "list").stdout
+    assert "elsewhere" in listing and "sqlite" in listing
+    assert "registry:" in cli("stack", "show", "elsewhere").stdout
+    assert "active stack: elsewhere" in cli("stack", "set", "elsewhere").stdout
+
+
+# -- which stack runs an execution: most specific wins -------------------------------------
+
+
+def test_the_active_stack_runs_flows(cli, elsewhere: Path):
+    assert stack_holding(hello.run("a").exec_id) == "local"
+    cli("stack", "set", "elsewhere")
+    exec_id = hello.run("b").exec_id
+    assert stack_holding(exec_id) == "elsewhere"
+    assert (elsewhere / "records.db").is_file()
+    assert any((elsewhere / "artifacts").rglob("*")), "artifacts went to the elsewhere root"
+
+
+def test_kitaru_stack_env_overrides_the_active_stack(elsewhere: Path, monkeypatch):
+    monkeypatch.setenv("KITARU_STACK", "elsewhere")
+    handle = hello.run("env")
+    assert handle.wait() == "hello env"
+    assert stack_holding(handle.exec_id) == "elsewhere"
+
+
+def test_flow_decorator_stack_overrides_kitaru_stack(elsewhere: Path, monkeypatch):
+    monkeypatch.setenv("KITARU_STACK", "elsewhere")
+    assert stack_holding(hello_local.run("decorated").exec_id) == "local"
+    monkeypatch.setenv("KITARU_STACK", "local")
+    assert stack_holding(hello_elsewhere.run("decorated").exec_id) == "elsewhere"
+
+
+def test_run_argument_overrides_the_flow_decorator(elsewhere: Path, monkeypatch):
+    monkeypatch.setenv("KITARU_STACK", "elsewhere")
+    handle = hello_elsewhere.run("argument", stack="local")
+    assert handle.wait() == "hello argument"
+    assert stack_holding(handle.exec_id) == "local"
+
+
+def test_global_stack_option_of_the_cli(cli, elsewhere: Path):
+    exec_id = hello.run("x", stack="elsewhere").exec_id
+    assert cli("executions", "get", exec_id).exit_code == 1  # not in the active (local) registry
+    found = cli("--stack", "elsewhere", "executions", "get", exec_id, "-o", "json")
+    assert found.exit_code == 0
+    assert found.json()["stack_name"] == "elsewhere"
+
+
+def test_unknown_stack_name_anywhere_is_a_clear_error(monkeypatch):
+    with pytest.raises(StackNotFoundError, match=r"no stack named 'nowhere'.*registered stacks: local"):
+        hello.run("x", stack="nowhere")
+    monkeypatch.setenv("KITARU_STACK", "nowhere")
+    with pytest.raises(StackNotFoundError, match="kitaru stack register"):
+        hello.run("x")
+
+
+# -- the stack is frozen into the execution record -----------------------------------------
+
+
+def test_resolved_stack_is_frozen_into_the_record(cli, elsewhere: Path, tmp_path: Path):
+    exec_id = hello.run("frozen", stack="elsewhere").exec_id
+    record = get_stack("elsewhere").registry.get_execution(exec_id)
+    assert record.stack == StackStore().get("elsewhere")
+
+    # changing the registered stack later does not rewrite what the execution ran on
+    data = elsewhere
+    write(tmp_path / "v2.yaml", f"""\
+name: elsewhere
+durability: strict
+registry: {{flavor: sqlite, config: {{path: "{data / 'records.db'}", busy_timeout: 5}}}}
+artifact_store: {{flavor: local, config: {{root: "{data / 'artifacts'}"}}}}
+""")
+    cli("stack", "register", str(tmp_path / "v2.yaml"))
+    again = get_stack("elsewhere").registry.get_execution(exec_id)
+    assert again.stack == record.stack
+    assert again.stack["durability"] == "default"
+    assert "busy_timeout" not in again.stack["registry"]["config"]
+
+
+def test_env_references_stay_references_in_the_record(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("KITARU_TEST_ARTIFACTS", str(tmp_path / "from-env"))
+    write(tmp_path / "env.yaml", """\
+name: from-env
+artifact_store: {flavor: local, config: {root: "${env:KITARU_TEST_ARTIFACTS}"}}
+""")
+    assert cli("stack", "register", str(tmp_path / "env.yaml")).exit_code == 0
+    handle = hello.run("env", stack="from-env")
+    assert handle.wait() == "hello env"
+    record = get_stack("from-env").registry.get_execution(handle.exec_id)
+    assert record.stack["artifact_store"]["config"] == {"root": "${env:KITARU_TEST_ARTIFACTS}"}
+    assert any((tmp_path / "from-env").rglob("*")), "the store used the variable's value"
+
+
+# -- the example stack files ---------------------------------------------------------------
+
+
+def test_example_stack_files_are_valid():
+    assert {p.name for p in EXAMPLE_STACKS} >= {"local.yaml", "local-strict.yaml", "local-process.yaml"}
+    for path in EXAMPLE_STACKS:
+        spec = validate_stack(load_stack_file(path), source=str(path))
+        assert spec["name"] == path.stem
+
+
+def test_example_local_stack_matches_the_built_in_one(kitaru_home: Path):
+    spec = validate_stack(load_stack_file(REPO / "stacks" / "local.yaml"))
+    for component in ("registry", "artifact_store", "orchestrator", "execution_target"):
+        assert spec[component]["flavor"] == builtin_local_stack()[component]["flavor"]
+    stack = get_stack(spec=spec)
+    assert stack.registry.path == kitaru_home / "kitaru.db"  # `${home}` is the kitaru home
+    assert stack.artifact_store.root == kitaru_home / "artifacts"
+
+
+def test_example_strict_stack_runs_flows_with_strict_durability(cli):
+    assert cli("stack", "register", str(REPO / "stacks" / "local-strict.yaml")).exit_code == 0
+    handle = hello.run("strict", stack="local-strict")
+    assert handle.wait() == "hello strict"
+    record = get_stack("local-strict").registry.get_execution(handle.exec_id)
+    assert record.stack["durability"] == "strict"
+    assert get_stack("local-strict").registry.context.strict
+
+
+def test_example_process_stack_runs_isolated_checkpoints_in_another_process(cli):
+    assert cli("stack", "register", str(REPO / "stacks" / "local-process.yaml")).exit_code == 0
+    pid = where_do_isolated_calls_run.run(stack="local-process").wait(timeout=120)
+    assert isinstance(pid, int) and pid != os.getpid()
+    on_local = where_do_isolated_calls_run.run(stack="local").wait()
+    assert on_local == os.getpid()  # the local stack's `inline` target: the same process
+
+
+# -- bad stack input: a clear message, exit code 2, nothing registered changed -------------
+
+GOOD = "name: shop\nregistry: {flavor: sqlite}\n"
+BAD_FILES = {
+    "yaml-syntax": ("name: shop\nregistry: {flavor: sqlite\n",
+                    ["YAML syntax error", "line 3", "line 2"]),
+    "unknown-top-level-key": ("name: shop\nregistri: {flavor: sqlite}\n",
+                              ["unknown key 'registri'", "allowed top-level keys", "registry"]),
+    "unknown-component-key": ("name: shop\nregistry: {flavor: sqlite, confg: {}}\n",
+                              ["unknown key 'confg' in `registry`", "allowed keys: flavor, config"]),
+    "unknown-config-key": ("name: shop\nregistry: {flavor: sqlite, config: {busy_time: 3}}\n",
+                           ["`registry.config`", "unknown key 'busy_time'",
+                            "allowed keys: path, busy_timeout"]),
+    "unknown-flavor": ("name: shop\nartifact_store: {flavor: s3}\n",
+                       ["`artifact_store.flavor`", "unknown artifact_store flavor 's3'",
+                        "installed artifact_store flavors: local", "pip install kitaru-aws"]),
+    "unknown-flavor-no-hint": ("name: shop\nregistry: {flavor: mongo}\n",
+                               ["unknown registry flavor 'mongo'", "installed registry flavors: sqlite"]),
+    "wrong-config-type": ("name: shop\nregistry: {flavor: sqlite, config: {busy_timeout: soon}}\n",
+                          ["`registry.config` of flavor 'sqlite'", "busy_timeout",
+                           "expected float", "got 'soon'"]),
+    "config-out-of-range": ("name: shop\nregistry: {flavor: sqlite, config: {busy_timeout: -1}}\n",
+                            ["busy_timeout", "greater than 0", "got -1"]),
+    "component-not-a-mapping": ("name: shop\nregistry: [sqlite]\n",
+                                ["`registry` must be a mapping", "got list"]),
+    "config-not-a-mapping": ("name: shop\nregistry: {flavor: sqlite, config: 5}\n",
+                             ["`registry.config` must be a mapping", "got int"]),
+    "bad-durability": ("name: shop\ndurability: forever\n",
+                       ["`durability` must be one of default, strict", "'forever'"]),
+    "bad-name": ("name: my shop\n", ["`name` must be a word", "'my shop'"]),
+    "not-a-mapping": ("- shop\n", ["must be a mapping"]),
+}
+
+
+@pytest.fixture
+def registered_shop(cli, tmp_path: Path) -> Path:
+    """A valid `shop` stack registered and active, to show a bad file changes nothing."""
+    good = write(tmp_path / "good.yaml", GOOD)
+    assert cli("stack", "register", str(good), "--activate").exit_code == 0
+    return good
+
+
+def registered_state(home: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in [*stacks_dir(home).glob("*"), home / "settings.yaml"]}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_stack_file_is_refused_with_a_clear_message(
+    case: str, cli, registered_shop: Path, tmp_path: Path, kitaru_home: Path
+):
+    text, expected = BAD_FILES[case]
+    bad = write(tmp_path / f"{case}.yaml", text)
+    before = registered_state(kitaru_home)
+    for command in (["stack", "register", str(bad), "--activate"], ["stack", "validate", str(bad)]):
+        result = cli(*command)
+        assert result.exit_code == 2, result
+        assert result.stdout == ""
+        assert result.stderr.startswith("kitaru: error: ")
+        assert "Traceback" not in result.stderr
+        message = " ".join(result.stderr.split())  # undo line wrapping, if any
+        assert str(bad) in message  # the file is named
+        for fragment in expected:
+            assert fragment in message, (fragment, message)
+    assert registered_state(kitaru_home) == before
+    assert cli("stack", "show", "-o", "json").json()["registry"] == {"flavor": "sqlite", "config": {}}
+
+
+def test_missing_stack_file(cli, tmp_path: Path):
+    result = cli("stack", "register", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2
+    assert "nope.yaml does not exist" in result.stderr
+    result = cli("stack", "validate", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is not a file" in result.stderr
+
+
+def test_set_unknown_stack_changes_nothing(cli, registered_shop: Path, kitaru_home: Path):
+    before = registered_state(kitaru_home)
+    result = cli("stack", "set", "nowhere")
+    assert result.exit_code == 2
+    assert "no stack named 'nowhere'" in result.stderr
+    assert "registered stacks: local, shop" in result.stderr
+    assert registered_state(kitaru_home) == before
+
+
+def test_deleting_the_active_stack_is_refused(cli, registered_shop: Path, kitaru_home: Path):
+    before = registered_state(kitaru_home)
+    result = cli("stack", "delete", "shop")
+    assert result.exit_code == 2
+    assert "stack 'shop' is active" in result.stderr
+    assert "kitaru stack set NAME" in result.stderr
+    assert registered_state(kitaru_home) == before
+
+
+def test_deleting_builtin_or_unknown_stacks_is_refused(cli):
+    result = cli("stack", "delete", "local")
+    assert result.exit_code == 2
+    assert "built-in `local` stack cannot be deleted" in result.stderr
+    result = cli("stack", "delete", "nowhere")
+    assert result.exit_code == 2
+    assert "no stack named 'nowhere'" in result.stderr
+
+
+def test_show_unknown_stack(cli):
+    result = cli("stack", "show", "nowhere", "-o", "json")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "no stack named 'nowhere'" in result.stderr
+
+
+def test_stack_list_still_lists_when_one_stack_file_went_bad(cli, registered_shop: Path, kitaru_home: Path):
+    # e.g. the plugin providing a flavor was uninstalled after the stack was registered
+    (stacks_dir(kitaru_home) / "shop.yaml").write_text("name: shop\nregistry: {flavor: mongo}\n")
+    rows = {r["name"]: r for r in cli("stack", "list", "-o", "json").json()}
+    assert rows["local"]["error"] is None and rows["local"]["registry"] == "sqlite"
+    assert "unknown registry flavor 'mongo'" in rows["shop"]["error"]
+    table = cli("stack", "list")
+    assert table.exit_code == 0 and "invalid" in table.stdout
+    # the broken stack is active: commands that need it fail clearly; switching away works
+    assert cli("status").exit_code == 2
+    assert cli("stack", "set", "local").exit_code == 0
+    assert cli("stack", "delete", "shop").exit_code == 0
