@@ -75,12 +75,16 @@ def test_read_commands_print_parseable_json(cli):
 
 
 def test_executions_table_shows_short_ids_json_keeps_full_ids(cli):
-    exec_id = loud.run("a").exec_id
+    first = loud.run("a")
+    first.wait()
+    exec_id = first.exec_id
     loud.run("b").wait()
     table = cli("executions", "list")
     assert table.exit_code == 0
     assert exec_id[:12] in table.stdout
     assert exec_id not in table.stdout
+    row = next(line for line in table.stdout.splitlines() if exec_id[:12] in line)
+    assert "completed" in row and "loud" in row  # one line per execution, nothing folded
     listed = cli("executions", "list", "-o", "json").json()
     assert exec_id in [e["exec_id"] for e in listed]
     assert len(listed) == 2

@@ -105,6 +105,11 @@ def test_replay_with_a_checkpoint_override(client):
     draft_call = client.executions.get(handle.exec_id).checkpoints[1]
     assert draft_call.output.load() == "edited"
     assert draft_call.output.metadata["override"] is True
+    # the override value is recorded with the replay, the original is left as it was
+    assert [a.name for a in client.artifacts.list(handle.exec_id) if a.name.startswith("override:")] == [
+        "override:draft"
+    ]
+    assert not [a for a in client.artifacts.list(original) if a.name.startswith("override:")]
 
 
 def test_an_override_after_at_replaces_that_call_too():

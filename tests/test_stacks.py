@@ -78,6 +78,12 @@ def elsewhere(cli, elsewhere_file: Path) -> Path:
     return elsewhere_file.parent / "elsewhere-data"
 
 
+def ran_on(handle) -> str:
+    """Wait for the run; the one registered stack whose registry has its execution."""
+    assert handle.wait(timeout=60).startswith("hello")
+    return stack_holding(handle.exec_id)
+
+
 def stack_holding(exec_id: str) -> str:
     """The one registered stack whose registry has this execution."""
     holders = []
@@ -187,37 +193,34 @@ def test_table_output_of_stack_commands(cli, elsewhere: Path):
 
 
 def test_the_active_stack_runs_flows(cli, elsewhere: Path):
-    assert stack_holding(hello.run("a").exec_id) == "local"
+    assert ran_on(hello.run("a")) == "local"
     cli("stack", "set", "elsewhere")
-    exec_id = hello.run("b").exec_id
-    assert stack_holding(exec_id) == "elsewhere"
+    assert ran_on(hello.run("b")) == "elsewhere"
     assert (elsewhere / "records.db").is_file()
     assert any((elsewhere / "artifacts").rglob("*")), "artifacts went to the elsewhere root"
 
 
 def test_kitaru_stack_env_overrides_the_active_stack(elsewhere: Path, monkeypatch):
     monkeypatch.setenv("KITARU_STACK", "elsewhere")
-    handle = hello.run("env")
-    assert handle.wait() == "hello env"
-    assert stack_holding(handle.exec_id) == "elsewhere"
+    assert ran_on(hello.run("env")) == "elsewhere"
 
 
 def test_flow_decorator_stack_overrides_kitaru_stack(elsewhere: Path, monkeypatch):
     monkeypatch.setenv("KITARU_STACK", "elsewhere")
-    assert stack_holding(hello_local.run("decorated").exec_id) == "local"
+    assert ran_on(hello_local.run("decorated")) == "local"
     monkeypatch.setenv("KITARU_STACK", "local")
-    assert stack_holding(hello_elsewhere.run("decorated").exec_id) == "elsewhere"
+    assert ran_on(hello_elsewhere.run("decorated")) == "elsewhere"
 
 
 def test_run_argument_overrides_the_flow_decorator(elsewhere: Path, monkeypatch):
     monkeypatch.setenv("KITARU_STACK", "elsewhere")
-    handle = hello_elsewhere.run("argument", stack="local")
-    assert handle.wait() == "hello argument"
-    assert stack_holding(handle.exec_id) == "local"
+    assert ran_on(hello_elsewhere.run("argument", stack="local")) == "local"
 
 
 def test_global_stack_option_of_the_cli(cli, elsewhere: Path):
-    exec_id = hello.run("x", stack="elsewhere").exec_id
+    handle = hello.run("x", stack="elsewhere")
+    exec_id = handle.exec_id
+    assert ran_on(handle) == "elsewhere"
     assert cli("executions", "get", exec_id).exit_code == 1  # not in the active (local) registry
     found = cli("--stack", "elsewhere", "executions", "get", exec_id, "-o", "json")
     assert found.exit_code == 0
@@ -236,7 +239,9 @@ def test_unknown_stack_name_anywhere_is_a_clear_error(monkeypatch):
 
 
 def test_resolved_stack_is_frozen_into_the_record(cli, elsewhere: Path, tmp_path: Path):
-    exec_id = hello.run("frozen", stack="elsewhere").exec_id
+    handle = hello.run("frozen", stack="elsewhere")
+    assert ran_on(handle) == "elsewhere"
+    exec_id = handle.exec_id
     record = get_stack("elsewhere").registry.get_execution(exec_id)
     assert record.stack == StackStore().get("elsewhere")
 

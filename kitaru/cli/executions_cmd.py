@@ -53,10 +53,17 @@ def list_executions(
                     for e in found])
         return
     table(
-        ["id", "flow", "status", "started", "ended", "note"],
-        [[short_id(e.exec_id), e.flow_name, e.status.value, when(e.started_at), when(e.ended_at),
-          _note(e)] for e in found],
+        ["id", "flow", "status", "started", "took", "note"],
+        [[short_id(e.exec_id), e.flow_name, e.status.value, when(e.started_at), _took(e), _note(e)]
+         for e in found],
+        no_wrap=("id", "status", "started", "took"),
     )
+
+
+def _took(e: Any) -> str:
+    if e.started_at is None or e.ended_at is None:
+        return ""
+    return duration((e.ended_at - e.started_at).total_seconds())
 
 
 def _note(e: Any) -> str:

@@ -37,12 +37,16 @@ def console() -> Any:
     return Console(highlight=False, soft_wrap=False)
 
 
-def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+def table(
+    columns: list[str], rows: list[list[Any]], title: str | None = None,
+    no_wrap: tuple[str, ...] = (),
+) -> None:
+    """A rich table; columns named in `no_wrap` (ids, times) are never broken across lines."""
     from rich.table import Table
 
     t = Table(title=title, show_lines=False, header_style="bold")
     for col in columns:
-        t.add_column(col, overflow="fold")
+        t.add_column(col, overflow="fold", no_wrap=col in no_wrap)
     for row in rows:
         t.add_row(*["" if v is None else str(v) for v in row])
     console().print(t)

@@ -56,10 +56,11 @@ def create_execution(
     owner: str | None,
     original_exec_id: str | None = None,
     replay: dict[str, Any] | None = None,
+    exec_id: str | None = None,
 ) -> ExecutionRecord:
     """Record a new execution with its inputs; `owner` None leaves it for a launcher."""
     registry = stack.registry
-    exec_id = new_id()
+    exec_id = exec_id or new_id()
     inputs = write_value(
         stack.artifact_store, {"args": list(args), "kwargs": dict(kwargs)}, exec_id=exec_id,
         name="inputs", direction="input", what=f"inputs of flow {flow.name!r}",
@@ -319,9 +320,11 @@ def replay(
     args, kwargs = load_inputs(original, stack)
     if flow_overrides:
         args, kwargs = _apply_flow_overrides(flow, args, kwargs, flow_overrides)
+    # Override values belong to the new execution (it is the one that uses them).
+    new_exec_id = new_id()
     override_arts = {
         target: write_value(
-            stack.artifact_store, spec["output"], exec_id=original.exec_id,
+            stack.artifact_store, spec["output"], exec_id=new_exec_id,
             name=f"override:{target}", direction="input", what=f"override of {target!r}",
         )
         for target, spec in (checkpoint_overrides or {}).items()
@@ -333,10 +336,12 @@ def replay(
             "checkpoint_overrides": overrides}
     if background or not stack.orchestrator.in_process:
         record = create_execution(flow, stack, args, kwargs, owner=None,
-                                  original_exec_id=original.exec_id, replay=plan)
+                                  original_exec_id=original.exec_id, replay=plan,
+                                  exec_id=new_exec_id)
         launch(record, stack, "resume")
         return record, None
-    return start_run(flow, stack, args, kwargs, original_exec_id=original.exec_id, replay=plan)
+    return start_run(flow, stack, args, kwargs, original_exec_id=original.exec_id, replay=plan,
+                     exec_id=new_exec_id)
 
 
 def _resolve_at(exec_id: str, at: str, calls: list[Any], waits: list[Any]) -> int:

@@ -6,7 +6,8 @@ driver's own statement cache is the difference between ~10 and ~100 us.
 
 Durability: in the default mode (`synchronous=NORMAL` with WAL) a commit
 survives a kill of the process; in strict mode (`synchronous=FULL`) it also
-survives a power loss.
+survives a power loss. WAL checkpoints (copying the log into the database
+file, with fsyncs) run on a background connection, not inside a commit.
 """
 
 from __future__ import annotations
@@ -107,6 +108,64 @@ _INSERT_LOG = (
 _INSERT_META = "INSERT INTO metadata (exec_id, call_id, key, value, created_at) VALUES (?, ?, ?, ?, ?)"
 
 
+_CHECKPOINT_EVERY = 64  # commits between two background checkpoints
+_AUTOCHECKPOINT_PAGES = 4000  # the writer checkpoints itself past this WAL size (16 MB)
+
+
+class _Checkpointer:
+    """Copies the WAL into the database file from a thread and connection of its own.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses its
+    threshold, fsyncs included, so every few hundred checkpoint calls one of
+    them would pay for it. A passive checkpoint blocks no reader or writer,
+    so here it runs beside the flow instead. `committed` is called with the
+    registry's lock held.
+    """
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._commits = 0
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits < _CHECKPOINT_EVERY or self._closed:
+            return
+        self._commits = 0
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="kitaru-sqlite-checkpoint", daemon=True
+            )
+            self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(
+            self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._closed:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy: the next wake-up tries again, and the writer's safety net remains
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=repr)
 
@@ -131,6 +190,9 @@ class SqliteRegistry(Registry):
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={'FULL' if context.strict else 'NORMAL'}")
+        # Checkpoints run in _Checkpointer; the automatic one stays as a safety net.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+        self._checkpointer = _Checkpointer(str(self.path), config.busy_timeout)
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -150,11 +212,14 @@ class SqliteRegistry(Registry):
                 raise
 
     class _Tx:
-        __slots__ = ("conn", "lock")
+        __slots__ = ("checkpointer", "conn", "lock")
 
-        def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        def __init__(
+            self, conn: sqlite3.Connection, lock: threading.RLock, checkpointer: _Checkpointer
+        ) -> None:
             self.conn = conn
             self.lock = lock
+            self.checkpointer = checkpointer
 
         def __enter__(self) -> sqlite3.Connection:
             self.lock.acquire()
@@ -167,18 +232,23 @@ class SqliteRegistry(Registry):
 
         def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
             try:
-                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                if exc_type:
+                    self.conn.execute("ROLLBACK")
+                else:
+                    self.conn.execute("COMMIT")
+                    self.checkpointer.committed()
             finally:
                 self.lock.release()
 
     def _tx(self) -> SqliteRegistry._Tx:
-        return SqliteRegistry._Tx(self._conn, self._lock)
+        return SqliteRegistry._Tx(self._conn, self._lock, self._checkpointer)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._lock:
             self._conn.close()
 
