@@ -195,6 +195,7 @@ def resume_here(
     after it is recorded: the caller must change the code, not wait for a result.
     """
     record = claim(stack, exec_id, mode=mode)
+    stack = stack_for_record(record, stack)
     flow = flow or load_flow(record.flow_ref)
     args, kwargs = load_inputs(record, stack)
     try:
@@ -210,8 +211,25 @@ def resume_here(
     return stack.registry.get_execution(record.exec_id)
 
 
+def stack_for_record(record: ExecutionRecord, found_in: Stack) -> Stack:
+    """The stack an execution continues on: the one frozen into its record.
+
+    Its registry is the one the record was found in (the caller's), so a record
+    reached through another stack name sharing that registry still resumes with
+    its own orchestrator, execution target, artifact store and durability.
+    """
+    frozen = record.stack
+    if not frozen or frozen == found_in.spec:
+        return found_in
+    from ..stack import get_stack
+
+    return get_stack(spec={**frozen, "registry": found_in.spec["registry"]},
+                     manager=found_in.manager)
+
+
 def launch(record: ExecutionRecord, stack: Stack, mode: str) -> dict[str, Any]:
-    """Resume an execution in the background through the stack's orchestrator."""
+    """Resume an execution in the background through its own stack's orchestrator."""
+    stack = stack_for_record(record, stack)
     command = [sys.executable, "-m", "kitaru_core.entrypoint", mode, record.exec_id]
     env = {
         "KITARU_HOME": str(stack.home),
