@@ -113,7 +113,11 @@ def build_store(spec: dict[str, Any]) -> ArtifactStore:
 
 
 def load_function(ref: dict[str, Any], store: ArtifactStore) -> Any:
-    """The checkpoint's plain function, by import path or from its cloudpickle."""
+    """The checkpoint's plain function, by import path or from its cloudpickle.
+
+    Either way the project's code (its package, else its folder) goes on sys.path
+    first: a cloudpickle names the project's importable classes by reference.
+    """
     if "pickled" in ref:
         import cloudpickle
 
@@ -125,12 +129,13 @@ def load_function(ref: dict[str, Any], store: ArtifactStore) -> Any:
                 f"cloudpickle {cloudpickle.__version__} on Python {here}; use the same image, "
                 "or define the function at module level so it is imported by reference"
             )
-        return cloudpickle.loads(store.get_blob(ref["pickled"]))
     root = ref.get("root")
     if ref.get("code_package"):
         root = str(_extract(store, ref["code_package"]))
     if root and root not in sys.path:
         sys.path.insert(0, root)
+    if "pickled" in ref:
+        return cloudpickle.loads(store.get_blob(ref["pickled"]))
     obj: Any = importlib.import_module(ref["module"])
     for part in ref["qualname"].split("."):
         obj = getattr(obj, part)

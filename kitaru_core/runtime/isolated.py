@@ -49,26 +49,33 @@ def run_isolated(
     """Run one call on the stack's execution target and record its result."""
     store = ctx.store
     target = ctx.stack.execution_target
-    attempt = 0
-    unrecorded_inputs = inputs  # recorded with the first submission only, not with each retry
+    attempt = 0  # attempts this runner submitted or followed: the retry budget
+    # Inputs are recorded with the call's first submission only (an earlier runner's included).
+    unrecorded_inputs = inputs if call.attempts == 0 else []
     while True:
         # A task from an earlier runner of this execution: its result, or the task itself.
         task = call.task
-        if task is not None:
-            outcome = _follow(ctx, target, task, call)
-        else:
-            attempt += 1
-            call.attempts += 1
+        inherited = task is not None
+        if task is None:
+            call.attempts += 1  # also names the task's prefix, so each submission has its own
             task = _submit(ctx, spec, call, args, kwargs, inputs)
             call.task = task
             ctx.registry.save_call(call, unrecorded_inputs)
             unrecorded_inputs = []
-            outcome = _follow(ctx, target, task, call)
-        if outcome is None:  # the task was lost: resubmit without counting an attempt of ours
+        attempt += 1
+        outcome = _follow(ctx, target, task, call)
+        if outcome is None and inherited:
+            # Lost with the runner that started it: a new attempt, not charged to the retries.
             call.task = None
-            attempt = max(attempt - 1, 0)
-            call.attempts = max(call.attempts - 1, 0)
+            attempt -= 1
             continue
+        if outcome is None:
+            outcome = (
+                {"status": "error",
+                 "error": {"type": "TaskError",
+                           "message": "the task was lost before it wrote its result.json"}},
+                target.logs(task["handle"]),
+            )
         result, logs = outcome
         chunks = [LogChunk(ctx.exec_id, call.call_id, 0, "stdout", logs, time.time())] if logs else []
         if result["status"] == "ok":
@@ -210,7 +217,11 @@ def _follow(
 
 
 def function_reference(fn: Any, store: Any) -> dict[str, Any]:
-    """How a worker finds `fn`: by import path (with the code package) or cloudpickled."""
+    """How a worker finds `fn`: by import path or cloudpickled, with the code package.
+
+    A cloudpickled function still names the classes and functions of importable
+    modules by reference, so the worker gets the project's code on its path too.
+    """
     module = fn.__module__
     qualname = fn.__qualname__
     file = _source_file(fn)
@@ -224,9 +235,11 @@ def function_reference(fn: Any, store: Any) -> dict[str, Any]:
         ref.update(
             pickled=key, cloudpickle=cloudpickle.__version__, python=list(sys.version_info[:2])
         )
-        return ref
+        if file is None:  # defined in a REPL or notebook: no project folder to ship
+            return ref
     root, module_name = module_root(module, file)
-    ref["module"] = module_name
+    if "pickled" not in ref:
+        ref["module"] = module_name
     package = code_package(root)
     if package is not None:
         data, key = package
@@ -281,6 +294,10 @@ def code_package(root: Path) -> tuple[bytes, str] | None:
     key = str(root)
     if key in _package_cache:
         return _package_cache[key]
+    if {"site-packages", "dist-packages"} & set(root.parts):
+        # Installed code: the worker's image installs it too; never zip an environment.
+        _package_cache[key] = None
+        return None
     files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))

@@ -26,6 +26,16 @@ def process_start_token(pid: int) -> str | None:
     return fields[19].decode() if len(fields) > 19 else None
 
 
+def process_is_running(pid: int, start: str | None) -> bool:
+    """True if `pid` is still the process that started at `start` and has not exited.
+
+    An exited child nobody has reaped yet (a zombie) keeps its pid and start
+    time, but it is not running.
+    """
+    token = process_start_token(pid)
+    return token is not None and token == start and not _is_zombie(pid)
+
+
 _HOST = socket.gethostname()
 _SELF = f"{_HOST}:{os.getpid()}:{process_start_token(os.getpid()) or int(time.time())}"
 

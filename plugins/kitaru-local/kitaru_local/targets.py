@@ -16,7 +16,7 @@ from typing import Any
 
 from kitaru_core.errors import TaskError
 from kitaru_core.interfaces import ComponentContext, ExecutionTarget, TaskState
-from kitaru_core.runtime.owner import process_start_token
+from kitaru_core.runtime.owner import process_is_running, process_start_token
 
 from .configs import InlineTargetConfig, ProcessTargetConfig
 
@@ -70,8 +70,7 @@ class ProcessTarget(ExecutionTarget):
                 return TaskState("running")
             self._children.pop(pid, None)
             return TaskState("succeeded" if code == 0 else "failed", f"worker exited with {code}")
-        token = process_start_token(pid)
-        if token is not None and token == handle.get("start"):
+        if process_is_running(pid, handle.get("start")):
             return TaskState("running")
         # Not our child (the runner restarted) and gone: its exit code is unknowable.
         return TaskState("lost", "the worker process is gone")
