@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import textwrap
-
-import pytest
+import time
 
 from kitaru import checkpoint, flow, wait
-from kitaru.errors import WaitTimeoutError
 from kitaru_core.stack import StackStore
 
 
@@ -31,8 +29,10 @@ def test_resume_uses_the_recorded_stack(tmp_path, client):
     """))
     StackStore().register(spec)  # same registry and artifacts as `local`, other target
     handle = gated.run(stack="proc")
-    with pytest.raises(WaitTimeoutError, match="waiting for input"):
-        handle.wait(timeout=5)
+    deadline = time.monotonic() + 30
+    while handle.status.value != "waiting":
+        assert time.monotonic() < deadline, "the flow never suspended at its wait"
+        time.sleep(0.02)
 
     client.executions.input(handle.exec_id, wait="go", value=None, resume=False)
     # The client is on the active `local` stack (inline target) ...
