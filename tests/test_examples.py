@@ -1,0 +1,71 @@
+"""The examples in examples/ run as the README says."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+
+EXAMPLES = REPO / "examples"
+
+
+def _python(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, cwd=cwd,
+        env=os.environ.copy(), timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_hello_and_replay_examples(tmp_path):
+    hello = _python("hello_flow.py", tmp_path)
+    assert hello.returncode == 0, hello.stderr
+    assert "Summary: three facts about durable agents." in hello.stdout
+
+    replay = _python("replay_with_override.py", tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert "original: 2 sections based on: notes with a factual error" in replay.stdout
+    assert "replay:   2 sections based on: corrected notes" in replay.stdout
+    assert replay.stdout.count("planning (runs once") == 1
+
+
+@pytest.mark.slow
+def test_approval_example_is_answered_from_another_process(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; sys.path.insert(0, sys.argv[1]); import approval_flow as a; "
+         "print('EXEC', a.publish_post.run('agents', timeout=0).exec_id, flush=True)",
+         str(EXAMPLES)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    exec_id = next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("EXEC "))
+
+    def status() -> dict:
+        out = run_cli("executions", "get", exec_id, "-o", "json")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def until(predicate, what: str) -> dict:
+        deadline = time.monotonic() + 60
+        while True:
+            data = status()
+            if predicate(data):
+                return data
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {data}"
+            time.sleep(0.2)
+
+    until(lambda d: d["status"] == "waiting", "the approve wait")
+    assert run_cli("executions", "input", exec_id, "--wait", "approve", "--value", "true").returncode == 0
+    until(lambda d: d["status"] == "waiting" and d["pending_wait"]["name"] == "edits", "the edits wait")
+    edits = json.dumps({"title": "Short", "tags": ["agents"]})
+    assert run_cli("executions", "input", exec_id, "--wait", "edits", "--value", edits).returncode == 0
+    done = until(lambda d: d["status"] in ("completed", "failed"), "completion")
+    assert done["status"] == "completed", done
+    assert [c["call_id"] for c in done["checkpoints"]] == ["draft#1", "publish#1"]
