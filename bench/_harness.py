@@ -9,6 +9,8 @@ one JSON object as its last line of output.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +27,10 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PYTHON = sys.executable
 
+#: Where the temporary homes are made by default (see `set_temp_root`); git-ignored.
+DEFAULT_TEMP_ROOT = BENCH / ".kitaru-home"
+_temp_root: Path | None = DEFAULT_TEMP_ROOT
+
 #: Variables a user may have set that would point a child at another stack or home.
 _DROPPED_ENV = ("KITARU_STACK", "KITARU_STACK_SPEC", "KITARU_HOME", "KITARU_STRICT_PLUGINS")
 
@@ -37,21 +43,57 @@ def child_env(home: str) -> dict[str, str]:
     return env
 
 
+def set_temp_root(path: str | Path | None) -> None:
+    """Make the temporary homes under `path` (None: the system's temp folder).
+
+    The default is a folder beside the code, the way a user's ~/.kitaru is not
+    in /tmp: where other processes churn files (test suites under /tmp), a new
+    file there waits on their file-system journal commits. On the development
+    VM, creating a small file took ~500 us under /tmp and ~17 us under /work or
+    /root at the same moment. Every variant of a figure, baselines included,
+    runs in the same place, so the choice weighs on all of them.
+    """
+    global _temp_root
+    _temp_root = Path(path) if path else None
+
+
 class TempHome:
-    """A temporary kitaru home folder, removed afterwards."""
+    """A temporary kitaru home folder, removed by `remove_homes()` once the run is over.
+
+    Not right after its measurement: removing thousands of files costs the file
+    system work (on a disk mounted with `discard`, a TRIM per freed extent) that
+    would land in the next measurement and pile up over the run.
+    """
 
     def __enter__(self) -> str:
-        self.path = tempfile.mkdtemp(prefix="kitaru-bench-")
+        if _temp_root is not None:
+            _temp_root.mkdir(parents=True, exist_ok=True)
+        self.path = tempfile.mkdtemp(prefix="kitaru-bench-", dir=_temp_root)
+        _homes.append(self.path)
         return self.path
 
     def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        pass
+
+
+_homes: list[str] = []
+
+
+@atexit.register
+def remove_homes() -> None:
+    """Remove every temporary home made so far."""
+    while _homes:
+        shutil.rmtree(_homes.pop(), ignore_errors=True)
+    if _temp_root == DEFAULT_TEMP_ROOT:
+        with contextlib.suppress(OSError):
+            DEFAULT_TEMP_ROOT.rmdir()  # only if empty
 
 
 def run_child(module: str, variant: str, params: dict[str, Any] | None = None,
               *, timeout: float = 600) -> dict[str, Any]:
     """Run `bench/<module>.py --child VARIANT PARAMS` in a fresh process and home; its JSON result."""
     with TempHome() as home:
+        settle_io()
         proc = subprocess.run(
             [PYTHON, str(BENCH / f"{module}.py"), "--child", variant, json.dumps(params or {})],
             capture_output=True, text=True, env=child_env(home), cwd=str(REPO), timeout=timeout,
@@ -63,6 +105,13 @@ def run_child(module: str, variant: str, params: dict[str, Any] | None = None,
         )
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     return json.loads(lines[-1])
+
+
+def settle_io() -> None:
+    """Write back every dirty page first (`sync`), so a measurement doesn't pay for the
+    write-back of files an earlier measurement left behind."""
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def timed_process(argv: Sequence[str]) -> tuple[float, float, str]:
@@ -91,13 +140,19 @@ def median(values: Sequence[float]) -> float:
 
 
 def repeat_interleaved(
-    variants: Sequence[str], repeat: int, measure: Callable[[str], float]
+    variants: Sequence[str], repeat: int, measure: Callable[[str], float], *, discard: int = 0
 ) -> dict[str, list[float]]:
-    """Measure every variant `repeat` times, round-robin, so drift hits all of them alike."""
+    """Measure every variant `repeat` times, round-robin, so drift hits all of them alike.
+
+    The first `discard` rounds are run and thrown away: they absorb whatever the
+    machine was still busy with (the previous run's clean-up, say).
+    """
     samples: dict[str, list[float]] = {v: [] for v in variants}
-    for _ in range(repeat):
+    for round_ in range(discard + repeat):
         for variant in variants:
-            samples[variant].append(measure(variant))
+            value = measure(variant)
+            if round_ >= discard:
+                samples[variant].append(value)
     return samples
 
 

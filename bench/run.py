@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _harness
 import checkpoint_overhead
 import memory
 import resume
@@ -32,7 +33,7 @@ import startup
 
 FIGURES = ("overhead", "resume", "startup", "memory")
 #: Repeats per figure: (full, quick).
-REPEATS = {"overhead": (7, 3), "resume": (5, 3), "startup": (15, 5), "memory": (5, 3)}
+REPEATS = {"overhead": (9, 3), "resume": (5, 3), "startup": (15, 5), "memory": (5, 3)}
 #: Per-step costs the issue quotes for other systems. Cited, never measured here.
 CITED_MS_PER_STEP = {
     "DBOS (SQLite)": 2.5,
@@ -48,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(FIGURES)}")
     parser.add_argument("--output", default=str(Path(__file__).with_name("results.json")),
                         help="where to write the JSON results (default: bench/results.json)")
+    parser.add_argument("--tmpdir", default=str(_harness.DEFAULT_TEMP_ROOT),
+                        help="where the temporary kitaru homes are made (default: bench/.kitaru-home)")
     args = parser.parse_args(argv)
+    _harness.set_temp_root(args.tmpdir)
     chosen = [f.strip() for f in args.only.split(",")] if args.only else list(FIGURES)
     unknown = [f for f in chosen if f not in FIGURES]
     if unknown:
@@ -57,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     def reps(fig: str) -> int:
         return args.repeat or REPEATS[fig][1 if args.quick else 0]
 
-    results: dict[str, Any] = {"machine": _machine(), "quick": args.quick, "figures": {}}
+    results: dict[str, Any] = {"machine": _machine(), "quick": args.quick, "figures": {},
+                               "homes_under": str(Path(args.tmpdir).resolve())}
+    results["load_average_before"] = _load()
     started = time.perf_counter()
     runners = {
         "overhead": lambda: checkpoint_overhead.run(repeat=reps("overhead")),
@@ -69,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {fig} ({reps(fig)} repeats) ...", file=sys.stderr, flush=True)
         results["figures"][fig] = runners[fig]()
     results["elapsed_s"] = time.perf_counter() - started
+    results["load_average_after"] = _load()
     results["cited_not_measured_ms_per_step"] = CITED_MS_PER_STEP
 
+    _harness.remove_homes()
     print(render(results))
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.output}")
@@ -140,8 +148,15 @@ def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines.append("")
     lines.append(f"machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, "
-                 f"SQLite {m['sqlite']}; run took {results.get('elapsed_s', 0):.0f} s")
+                 f"SQLite {m['sqlite']}; run took {results.get('elapsed_s', 0):.0f} s; load average "
+                 f"{results.get('load_average_before')} before, {results.get('load_average_after')} after")
+    lines.append("Each value is the median of the repeats; every sample is in the JSON file.")
     return "\n".join(lines)
+
+
+def _load() -> list[float] | None:
+    """1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def _machine() -> dict[str, Any]:

@@ -20,6 +20,8 @@ from typing import Any
 from .errors import SerializationError
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+# Built once: json.dumps with non-default options builds a new encoder on every call.
+_COMPACT_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 
 def type_name(value: Any) -> str:
@@ -34,6 +36,8 @@ def serialize(value: Any) -> tuple[bytes, str]:
     cls = type(value)
     if cls is bytes:
         return value, "bytes"
+    if cls is int:  # the commonest small input: its str() is its JSON
+        return str(value).encode(), "json"
     if cls in _JSON_SCALARS:
         if cls is float and value != value:  # NaN does not round-trip through strict JSON
             return _pickle(value)
@@ -46,7 +50,7 @@ def serialize(value: Any) -> tuple[bytes, str]:
         return _pickle(value)
     if cls in (dict, list) and _is_plain_json(value, 0):
         try:
-            return json.dumps(value, allow_nan=False, separators=(",", ":")).encode(), "json"
+            return _COMPACT_JSON.encode(value).encode(), "json"
         except (TypeError, ValueError):
             pass
     return _pickle(value)

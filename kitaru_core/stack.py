@@ -16,6 +16,7 @@ written to a record) and `${home}` (the kitaru home folder).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import threading
@@ -349,7 +350,8 @@ def get_stack(
     home = home_dir()
     if spec is None:
         spec = StackStore(home, manager).get(name or resolve_stack_name(home=home))
-    key = (str(home), yaml.safe_dump(spec, sort_keys=True))
+    # JSON, not YAML: this runs on every flow.run(), and yaml.safe_dump costs ~2 ms.
+    key = (str(home), json.dumps(spec, sort_keys=True, default=str))
     with _cache_lock:
         stack = _cache.get(key)
         if stack is None:

@@ -63,7 +63,9 @@ def test_approval_example_is_answered_from_another_process(tmp_path):
 
     until(lambda d: d["status"] == "waiting", "the approve wait")
     assert run_cli("executions", "input", exec_id, "--wait", "approve", "--value", "true").returncode == 0
-    until(lambda d: d["status"] == "waiting" and d["pending_wait"]["name"] == "edits", "the edits wait")
+    # Right after the first answer the execution is still `waiting` with no pending wait.
+    until(lambda d: d["status"] == "waiting" and (d["pending_wait"] or {}).get("name") == "edits",
+          "the edits wait")
     edits = json.dumps({"title": "Short", "tags": ["agents"]})
     assert run_cli("executions", "input", exec_id, "--wait", "edits", "--value", edits).returncode == 0
     done = until(lambda d: d["status"] in ("completed", "failed"), "completion")

@@ -8,10 +8,12 @@ import sys
 import typer
 
 from . import executions_cmd, plugins_cmd, stack_cmd
+from .help import LeanHelpGroup, use_lean_help
 from .output import Format, OutputOption, print_json
 
 app = typer.Typer(
     name="kitaru",
+    cls=LeanHelpGroup,  # help pages without typer's heavier renderer: see help.py
     help="kitaru: durable runs for Python agents. Flows, checkpoints, waits, replay, stacks.",
     no_args_is_help=True,
     add_completion=False,
@@ -75,6 +77,9 @@ def status(output: Format = OutputOption) -> None:
     typer.echo(f"kitaru home:  {home}\nactive stack: {name} ({data['durability']} durability)")
     for comp, flavor in data["components"].items():
         typer.echo(f"  {comp:17} {flavor}")
+
+
+use_lean_help(app)  # after every command and group is registered
 
 
 def run(args: list[str] | None = None) -> None:

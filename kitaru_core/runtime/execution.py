@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 import threading
 import time
@@ -42,6 +43,10 @@ _TICK_SECONDS = 0.5
 # Output chunks above this many characters are stored as blobs; the registry keeps the key.
 _LOG_INLINE_LIMIT = 16_384
 _MAX_WORKERS = 8
+# Plain strings for the hot path (an enum member's `.value` is a descriptor call).
+_COMPLETED = CallStatus.COMPLETED.value
+_RUNNING = CallStatus.RUNNING.value
+_FAILED = CallStatus.FAILED.value
 
 
 class FlowSuspended(BaseException):
@@ -129,7 +134,6 @@ class ExecutionContext:
         }
         self.waits = {w.name: w for w in self.registry.get_waits(self.exec_id)}
         self.waits_by_seq = {w.seq: w.name for w in self.waits.values()}
-        self._artifacts: dict[str, ArtifactRecord] | None = None
         self.replay = ReplayPlan(self, record.replay) if record.replay else None
         self._seq = 0
         self._counts: dict[str, int] = {}
@@ -192,14 +196,7 @@ class ExecutionContext:
         )
 
     def artifact(self, artifact_id: str) -> ArtifactRecord:
-        if self._artifacts is None:
-            self._artifacts = {
-                a.artifact_id: a for a in self.registry.list_artifacts(exec_id=self.exec_id)
-            }
-        art = self._artifacts.get(artifact_id)
-        if art is None:
-            art = self.registry.get_artifact(artifact_id)
-        return art
+        return self.registry.get_artifact(artifact_id)
 
     def check_cancelled(self) -> None:
         if self.cancelled:
@@ -219,7 +216,7 @@ class ExecutionContext:
         self.check_cancelled()
         seq, cid = self.next_step(spec.name, call_id)
         recorded = self.calls.get(cid)
-        if recorded is not None and recorded.status == CallStatus.COMPLETED.value:
+        if recorded is not None and recorded.status == _COMPLETED:
             return self._recorded_handle(recorded)
         reused = self._reuse_from_replay(spec, seq, cid)
         if reused is not None:
@@ -236,10 +233,11 @@ class ExecutionContext:
         return self._run_live(spec, seq, cid, args, kwargs, attempts_before, recorded)
 
     def _recorded_handle(self, call: CallRecord) -> OutputHandle:
-        art = self.artifact(call.output_artifact) if call.output_artifact else None
-        if art is None:
+        if not call.output_artifact:
             return OutputHandle(call.call_id, call.name, value=None)
-        return OutputHandle(call.call_id, call.name, artifact=art, store=self.store)
+        # Looked up on first use: resuming past recorded calls reads none of their artifacts.
+        return OutputHandle(call.call_id, call.name, store=self.store,
+                            fetch=functools.partial(self.artifact, call.output_artifact))
 
     def _reuse_from_replay(self, spec: CheckpointSpec, seq: int, cid: str) -> OutputHandle | None:
         plan = self.replay
@@ -287,7 +285,7 @@ class ExecutionContext:
         previous: CallRecord | None,
     ) -> OutputHandle:
         inputs = _input_artifacts(self, spec, cid, args, kwargs)  # from the handles, for lineage
-        args = tuple(resolve(a) for a in args) if args else args
+        args = tuple([resolve(a) for a in args]) if args else args
         kwargs = {k: resolve(v) for k, v in kwargs.items()} if kwargs else kwargs
         cache_key = _cache_key(spec, inputs) if spec.cache else None
         if cache_key is not None:
@@ -296,7 +294,7 @@ class ExecutionContext:
                 return hit
         call = CallRecord(
             exec_id=self.exec_id, call_id=cid, name=spec.name, seq=seq,
-            status=CallStatus.RUNNING.value, type=spec.type, attempts=attempts_before,
+            status=_RUNNING, type=spec.type, attempts=attempts_before,
             started_at=time.time(), cache_key=cache_key,
             task=previous.task if previous is not None else None,
         )
@@ -342,7 +340,7 @@ class ExecutionContext:
                 except SerializationError as exc:
                     error = exc
             if error is None:
-                call.status = CallStatus.COMPLETED.value
+                call.status = _COMPLETED
                 call.ended_at = time.time()
                 call.output_artifact = output.artifact_id
                 call.error = None
@@ -357,7 +355,7 @@ class ExecutionContext:
             retry = attempt <= spec.retries and not isinstance(error, SerializationError | KitaruError)
             call.error = _error_info(error)
             if retry:
-                call.status = CallStatus.RUNNING.value
+                call.status = _RUNNING
                 delay = spec.retry_delay * (spec.backoff ** (attempt - 1))
                 cap.add("stderr", f"[kitaru] attempt {attempt} failed: {error!r}; "
                         f"retrying in {delay:.2f}s\n")
@@ -365,7 +363,7 @@ class ExecutionContext:
                                         call_ctx.metadata)
                 self._sleep(delay)
                 continue
-            call.status = CallStatus.FAILED.value
+            call.status = _FAILED
             call.ended_at = time.time()
             self.registry.save_call(call, [*inputs, *call_ctx.artifacts], self._chunks(cap),
                                     call_ctx.metadata)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ class OutputHandle:
     `checkpoint.submit()` is also a future: `.result()` waits for it.
     """
 
-    __slots__ = ("_artifact", "_future", "_store", "_value", "call_id", "name")
+    __slots__ = ("_artifact", "_fetch", "_future", "_store", "_value", "call_id", "name")
 
     def __init__(
         self,
@@ -31,19 +32,24 @@ class OutputHandle:
         artifact: ArtifactRecord | None = None,
         store: ArtifactStore | None = None,
         future: Future[OutputHandle] | None = None,
+        fetch: Callable[[], ArtifactRecord] | None = None,
     ) -> None:
+        """`fetch`, instead of `artifact`, looks the artifact reference up on first use."""
         self.call_id = call_id
         self.name = name
         self._value = value
         self._artifact = artifact
         self._store = store
         self._future = future
+        self._fetch = fetch
 
     def _resolved(self) -> OutputHandle:
         if self._future is not None:
             done = self._future.result()
             self._value, self._artifact, self._store = done._value, done._artifact, done._store
             self._future = None
+        if self._fetch is not None:
+            self._artifact, self._fetch = self._fetch(), None
         return self
 
     def load(self) -> Any:

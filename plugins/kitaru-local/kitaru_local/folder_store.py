@@ -9,8 +9,13 @@ so a recorded key never names a partial blob:
   file there, which no record names; the next `put_blob` of that content sees
   the wrong size and replaces the file atomically. This costs one file
   creation per new blob, instead of a temporary file plus a rename.
-- strict mode (survives a power loss): written to a temporary name, fsynced,
-  renamed to its key, and the folder fsynced, before `put_blob` returns.
+- strict mode (survives a power loss): the same, and the file and then its
+  folder are fsynced before `put_blob` returns. A file found under the key
+  (say, left by a power loss mid-write) is trusted only if it holds exactly
+  the bytes being put, and is then fsynced too (its writer may not have done
+  so yet); otherwise it is replaced atomically (temporary file, fsync, rename,
+  folder fsync). Creating under the key saves a journal commit per blob over
+  writing a temporary file and renaming it.
 
 Keys this store wrote or found in this process are remembered, so an output
 passed on as another call's input costs no file-system call.
@@ -52,7 +57,9 @@ class LocalArtifactStore(ArtifactStore):
             os.makedirs(folder, exist_ok=True)
             self._dirs.add(folder)
         if self._strict:
-            if not _has_size(path, len(data)):
+            if self._create(path, data, sync=True) or _holds(path, data, sync=True):
+                _fsync_folder(folder)
+            else:
                 self._atomic_write(path, data, folder)
         elif not self._create(path, data) and not _has_size(path, len(data)):
             self._atomic_write(path, data, folder)  # a short file left by a killed writer
@@ -61,8 +68,8 @@ class LocalArtifactStore(ArtifactStore):
         self._known.add(key)
 
     @staticmethod
-    def _create(path: str, data: bytes) -> bool:
-        """Create `path` holding `data`; False if it exists already (complete or not)."""
+    def _create(path: str, data: bytes, sync: bool = False) -> bool:
+        """Create `path` holding `data` (fsynced if `sync`); False if it exists already."""
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -71,6 +78,8 @@ class LocalArtifactStore(ArtifactStore):
             if os.write(fd, data) != len(data):  # short write: large data or a signal
                 os.lseek(fd, 0, os.SEEK_SET)
                 _write_all(fd, data)
+            if sync:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(path)
@@ -115,14 +124,33 @@ class LocalArtifactStore(ArtifactStore):
             os.close(fd)
         os.replace(tmp, path)
         if self._strict:
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            _fsync_folder(folder)
 
 
 _KNOWN_KEYS_MAX = 65536
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the folder's entries (a new or renamed file) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _holds(path: str, data: bytes, sync: bool = False) -> bool:
+    """True if the file at `path` holds exactly `data`; then fsynced if `sync` (another
+    process may have written it a moment ago and not fsynced it yet)."""
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size != len(data) or fh.read() != data:
+                return False
+            if sync:
+                os.fsync(fh.fileno())
+            return True
+    except FileNotFoundError:
+        return False
 
 
 def _has_size(path: str, size: int) -> bool:

@@ -1,0 +1,226 @@
+"""The per-checkpoint fast paths keep their contracts: lineage links, blob repair,
+the registry's schema and versions, argument binding, and the lean `--help` pages."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kitaru_local.configs import LocalArtifactStoreConfig, SqliteRegistryConfig
+from kitaru_local.folder_store import LocalArtifactStore
+from kitaru_local.sqlite_registry import SqliteRegistry
+from typer.testing import CliRunner
+
+import kitaru
+from kitaru import checkpoint, flow
+from kitaru.client import ExecutionStatus
+from kitaru.errors import FlowFailedError
+from kitaru_core.interfaces import ComponentContext
+from kitaru_core.records import ArtifactRecord, CallRecord
+from kitaru_core.runtime.specs import CheckpointSpec
+
+# -- an output passed on is linked, not copied --------------------------------------------
+
+
+@checkpoint
+def make_state(n: int) -> dict:
+    return {"n": n, "items": list(range(n))}
+
+
+@checkpoint
+def summarize(state: dict, label: str) -> str:
+    return f"{label}: {len(state['items'])}"
+
+
+@flow
+def pipeline(n: int) -> str:
+    return summarize(make_state(n), "items").load()
+
+
+def test_an_output_passed_to_another_checkpoint_is_linked_as_its_input(client):
+    handle = pipeline.run(3)
+    assert handle.wait() == "items: 3"
+    calls = {c.name: c for c in client.executions.get(handle.exec_id).checkpoints}
+    output = calls["make_state"].output
+    inputs = {a.name: a for a in calls["summarize"].artifacts if a.direction == "input"}
+    assert set(inputs) == {"state", "label"}
+    linked = inputs["state"]
+    assert linked.key == output.key  # the same stored bytes, not a second copy
+    assert linked.metadata["source_artifact"] == output.artifact_id
+    assert linked.load() == {"n": 3, "items": [0, 1, 2]}
+    assert inputs["label"].load() == "items"
+
+
+fail_after_first = {"on": False}
+
+
+@flow
+def resumable(n: int) -> str:
+    state = make_state(n)
+    if fail_after_first["on"]:
+        raise RuntimeError("stopped after the first checkpoint")
+    return summarize(state, "again").load()
+
+
+def test_a_recorded_output_is_read_and_linked_when_a_retry_uses_it(client):
+    fail_after_first["on"] = True
+    handle = resumable.run(2)
+    with pytest.raises(FlowFailedError):
+        handle.wait()
+    fail_after_first["on"] = False
+    execution = client.executions.retry(handle.exec_id, background=False)
+    assert execution.status is ExecutionStatus.COMPLETED
+    calls = {c.name: c for c in execution.checkpoints}
+    assert calls["make_state"].attempts == 1  # answered from the record, not run again
+    linked = next(a for a in calls["summarize"].artifacts if a.name == "state")
+    assert linked.metadata["source_artifact"] == calls["make_state"].output.artifact_id
+    assert kitaru.load(handle.exec_id, "output") == "again: 2"
+
+
+# -- blobs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("durability", ["default", "strict"])
+def test_a_short_blob_left_by_a_killed_writer_is_replaced(tmp_path: Path, durability: str):
+    context = ComponentContext(home=tmp_path, stack_name="local", durability=durability)
+    data = b'{"answer": 42}'
+    key = "ab" + "0" * 62
+    blob = tmp_path / "artifacts" / "blobs" / "ab" / key
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(data[:3])  # what a writer killed mid-write leaves under the key
+
+    LocalArtifactStore(LocalArtifactStoreConfig(), context).put_blob(data, key)
+
+    assert blob.read_bytes() == data
+    assert LocalArtifactStore(LocalArtifactStoreConfig(), context).get_blob(key) == data
+    assert [p.name for p in blob.parent.iterdir()] == [key]  # no temporary file left
+
+
+def test_putting_a_stored_blob_again_keeps_the_file(tmp_path: Path):
+    store = LocalArtifactStore(LocalArtifactStoreConfig(), ComponentContext(tmp_path, "local"))
+    store.put_blob(b"same", "cd" + "1" * 62)
+    path = tmp_path / "artifacts" / "blobs" / "cd" / ("cd" + "1" * 62)
+    before = path.stat().st_ino
+    LocalArtifactStore(LocalArtifactStoreConfig(), ComponentContext(tmp_path, "local")).put_blob(
+        b"same", "cd" + "1" * 62
+    )
+    assert path.stat().st_ino == before and path.read_bytes() == b"same"
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+
+def _artifact(artifact_id: str, name: str, exec_id: str = "e1") -> ArtifactRecord:
+    return ArtifactRecord(
+        artifact_id=artifact_id, exec_id=exec_id, name=name, direction="saved", key="k",
+        serializer="json", type_name="int", size=1,
+    )
+
+
+def _registry(home: Path) -> SqliteRegistry:
+    return SqliteRegistry(SqliteRegistryConfig(), ComponentContext(home, "local"))
+
+
+def test_versions_count_per_name_within_one_commit_and_across_them(tmp_path: Path):
+    registry = _registry(tmp_path)
+    call = CallRecord(exec_id="e1", call_id="c#1", name="c", seq=0, status="completed")
+    registry.save_call(call, [_artifact("a1", "report"), _artifact("b1", "other"),
+                              _artifact("a2", "report")])
+    registry.add_artifacts([_artifact("a3", "report", exec_id="e2")])
+    versions = {a.artifact_id: a.version for n in ("e1", "e2") for a in registry.list_artifacts(exec_id=n)}
+    assert versions == {"a1": 1, "b1": 1, "a2": 2, "a3": 3}
+    registry.close()
+
+
+def test_a_version_1_registry_file_is_migrated_when_opened(tmp_path: Path):
+    db = tmp_path / "kitaru.db"
+    with sqlite3.connect(db) as conn:  # the version-1 layout, as the first release wrote it
+        conn.execute(
+            "CREATE TABLE artifacts (artifact_id TEXT PRIMARY KEY, exec_id TEXT NOT NULL, "
+            "call_id TEXT, name TEXT NOT NULL, direction TEXT NOT NULL, key TEXT NOT NULL, "
+            "serializer TEXT NOT NULL, type_name TEXT, size INTEGER, version INTEGER NOT NULL, "
+            "created_at REAL, metadata TEXT)"
+        )
+        conn.execute("CREATE INDEX artifacts_name ON artifacts(name, version)")
+        conn.executemany(
+            "INSERT INTO artifacts (artifact_id, exec_id, name, direction, key, serializer, version) "
+            "VALUES (?, 'old', 'report', 'saved', 'k', 'json', ?)",
+            [("v1", 1), ("v2", 2)],
+        )
+        conn.execute("PRAGMA user_version=1")
+
+    registry = _registry(tmp_path)
+    registry.add_artifacts([_artifact("v3", "report")])
+
+    assert registry.get_artifact("v3").version == 3  # counting goes on from the old rows
+    indexes = {r[0] for r in registry._query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "artifacts_name" not in indexes
+    registry.close()
+
+
+def test_records_survive_closing_and_reopening_after_many_commits(tmp_path: Path):
+    registry = _registry(tmp_path)
+    for i in range(600):  # enough commits for the background checkpoints to run
+        registry.save_call(CallRecord(exec_id="e1", call_id=f"c#{i + 1}", name="c", seq=i,
+                                      status="running"))
+    registry.close()
+    reopened = _registry(tmp_path)
+    assert len(reopened.get_calls("e1")) == 600
+    reopened.close()
+
+
+# -- argument binding --------------------------------------------------------------------------
+
+
+def _positional(a, b=1): ...
+def _positional_only(a, /, b, c=2): ...
+def _varargs(a, *rest): ...
+def _keyword_only(a, *, k): ...
+def _keyword_only_default(a, *, k=1): ...
+
+
+@pytest.mark.parametrize("fn", [_positional, _positional_only, _varargs, _keyword_only,
+                                _keyword_only_default])
+@pytest.mark.parametrize("count", [0, 1, 2, 3])
+def test_binding_positional_arguments_matches_signature_bind(fn, count):
+    args = tuple(range(count))
+    try:
+        expected = dict(inspect.signature(fn).bind(*args).arguments)
+    except TypeError:
+        expected = {f"arg{i}": a for i, a in enumerate(args)}
+    bound = CheckpointSpec(fn=fn, name="x").bind(args, {})
+    assert bound == expected and list(bound) == list(expected)
+
+
+# -- lean help pages ------------------------------------------------------------------------------
+
+
+def test_help_pages_show_arguments_options_and_commands():
+    from kitaru.cli.main import app
+
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"], prog_name="kitaru")
+    assert top.exit_code == 0
+    assert "Usage: kitaru [OPTIONS] COMMAND [ARGS]..." in top.stdout
+    for word in ("Options", "--stack", "Commands", "executions", "Inspect and operate executions"):
+        assert word in top.stdout
+    register = runner.invoke(app, ["stack", "register", "--help"], prog_name="kitaru")
+    assert register.exit_code == 0
+    for word in ("Arguments", "A stack YAML file.", "[required]", "--activate", "[default: table]"):
+        assert word in register.stdout
+
+
+def test_help_does_not_load_typers_markdown_renderer():
+    code = (
+        "import sys\nfrom kitaru.cli.main import app\n"
+        "try:\n    app(['--help'], prog_name='kitaru')\nexcept SystemExit:\n    pass\n"
+        "print([m for m in ('typer.rich_utils', 'rich.markdown', 'markdown_it') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TERMINAL_WIDTH": "100"})
+    assert out.stdout.strip().splitlines()[-1] == "[]"
