@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import KitaruError
 from .interfaces import ArtifactStore, ComponentContext
+from .runtime.specs import checkpoint_spec_of
 from .runtime.state import current_call
 from .serializers import deserialize, serialize, type_name
 
@@ -139,7 +140,7 @@ def load_function(ref: dict[str, Any], store: ArtifactStore) -> Any:
     obj: Any = importlib.import_module(ref["module"])
     for part in ref["qualname"].split("."):
         obj = getattr(obj, part)
-    inner = getattr(obj, "__kitaru_checkpoint__", None)
+    inner = checkpoint_spec_of(obj)
     return inner.fn if inner is not None else obj
 
 

@@ -497,8 +497,6 @@ def _input_artifacts(
     cid: str,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    *,
-    required: bool | None = None,
 ) -> list[ArtifactRecord]:
     """Input artifacts of a call (lineage); best effort for inline calls.
 
@@ -507,17 +505,15 @@ def _input_artifacts(
     (lineage without serializing the value again), except where the bytes must
     be exactly what the function receives: cache keys and isolated workers.
     """
-    must = spec.cache or spec.runtime == "isolated" if required is None else required
+    must = spec.cache or spec.runtime == "isolated"
     out: list[ArtifactRecord] = []
     for pname, value in spec.bind(args, kwargs).items():
-        if type(value) is OutputHandle:
+        if type(value) is OutputHandle and not must:
             source = value.artifact
-            if source is not None and not must:
+            if source is not None:
                 out.append(link(source, exec_id=ctx.exec_id, name=pname, direction="input", call_id=cid))
                 continue
-            value = value.load()
-        elif type(value) in _CONTAINERS:
-            value = resolve(value)
+        value = resolve(value)
         try:
             out.append(
                 write_value(
@@ -529,9 +525,6 @@ def _input_artifacts(
             if must:
                 raise
     return out
-
-
-_CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
 def _cache_key(spec: CheckpointSpec, inputs: list[ArtifactRecord]) -> str:

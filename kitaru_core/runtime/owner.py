@@ -37,6 +37,7 @@ def process_is_running(pid: int, start: str | None) -> bool:
 
 
 _HOST = socket.gethostname()
+_HAS_PROC = os.path.exists("/proc/self/stat")  # else liveness falls back to the lease
 _SELF = f"{_HOST}:{os.getpid()}:{process_start_token(os.getpid()) or int(time.time())}"
 
 
@@ -62,12 +63,8 @@ def owner_is_alive(owner: str | None, lease_expires: float | None, now: float | 
         host, pid, start = parse_owner(owner)
     except ValueError:
         return lease_expires is not None and lease_expires > now
-    if host == _HOST:
-        token = process_start_token(pid)
-        if token is not None:
-            return token == start and not _is_zombie(pid)
-        if os.path.exists("/proc/self/stat"):
-            return False  # /proc works here and the pid is gone
+    if host == _HOST and _HAS_PROC:
+        return process_is_running(pid, start)
     return lease_expires is not None and lease_expires > now
 
 
