@@ -80,6 +80,7 @@ class Artifact(_Model):
     created_at: datetime | None
     metadata: dict[str, Any] | None = None
     _stack: Stack | None = field(default=None, repr=False, compare=False)
+    _record: ArtifactRecord | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, rec: ArtifactRecord, stack: Stack) -> Artifact:
@@ -87,23 +88,14 @@ class Artifact(_Model):
             artifact_id=rec.artifact_id, name=rec.name, direction=rec.direction,
             exec_id=rec.exec_id, call_id=rec.call_id, type_name=rec.type_name,
             serializer=rec.serializer, size=rec.size, version=rec.version, key=rec.key,
-            created_at=_dt(rec.created_at), metadata=rec.metadata, _stack=stack,
+            created_at=_dt(rec.created_at), metadata=rec.metadata, _stack=stack, _record=rec,
         )
 
     def load(self) -> Any:
         """The artifact's value."""
-        assert self._stack is not None
-        rec = ArtifactRecord(
-            artifact_id=self.artifact_id, exec_id=self.exec_id, name=self.name,
-            direction=self.direction, key=self.key, serializer=self.serializer,
-            type_name=self.type_name, size=self.size,
-        )
-        return read_value(self._stack.artifact_store, rec)
+        assert self._stack is not None and self._record is not None
+        return read_value(self._stack.artifact_store, self._record)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        d.pop("_stack", None)
-        return d
 
 
 @dataclass

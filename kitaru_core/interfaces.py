@@ -62,10 +62,16 @@ class Registry(Component):
     """The durable record: executions, calls, waits, artifact refs, logs, metadata.
 
     State transitions are compare-and-set; an owner with a lease runs an
-    execution. Payloads never live here, only references to the artifact store.
+    execution. Large payloads never live here, only references to the artifact
+    store; a registry may keep small ones inline (see `inline_limit`).
     """
 
     type = "registry"
+    #: Serialized values of at most this many bytes are kept in the artifact record
+    #: (`ArtifactRecord.data`) instead of a blob of their own: one write per checkpoint
+    #: instead of two. 0 (the default for a registry that does not say) keeps every
+    #: payload in the artifact store. A registry that sets it stores and returns `data`.
+    inline_limit: int = 0
 
     # -- executions -------------------------------------------------------
     @abc.abstractmethod

@@ -55,7 +55,12 @@ class CallRecord:
 
 @dataclass(slots=True)
 class ArtifactRecord:
-    """A typed, versioned reference to content-addressed bytes in the artifact store."""
+    """A typed, versioned reference to content-addressed bytes.
+
+    The bytes live in the artifact store under `key`, except small ones that the
+    registry keeps inline (`data`; see `Registry.inline_limit`): same key, same
+    serializer, just no blob of their own.
+    """
 
     artifact_id: str
     exec_id: str
@@ -69,6 +74,7 @@ class ArtifactRecord:
     version: int = 1
     created_at: float = 0.0
     metadata: dict[str, Any] | None = None
+    data: bytes | None = None  # the serialized bytes when kept inline in the registry
 
 
 @dataclass(slots=True)

@@ -8,6 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -172,6 +174,114 @@ def test_records_survive_closing_and_reopening_after_many_commits(tmp_path: Path
     reopened = _registry(tmp_path)
     assert len(reopened.get_calls("e1")) == 600
     reopened.close()
+
+
+def test_a_migrated_artifact_row_reads_with_no_inline_data(tmp_path: Path):
+    test_a_version_1_registry_file_is_migrated_when_opened(tmp_path)
+    registry = _registry(tmp_path)
+    assert registry.get_artifact("v1").data is None  # old rows name a blob, as before
+    registry.close()
+
+
+# -- small values stay in the registry, large ones become blobs --------------------------------
+
+
+@checkpoint
+def sized(n: int) -> str:
+    return "x" * n
+
+
+@flow
+def two_sizes(small: int, large: int) -> int:
+    return len(sized(small).load()) + len(sized(large).load())
+
+
+def _blob_files(home: Path) -> set[str]:
+    return {p.name for p in (home / "artifacts").rglob("*") if p.is_file()}
+
+
+def test_small_outputs_stay_inline_and_large_ones_are_blobs(client, kitaru_home: Path):
+    limit = SqliteRegistryConfig().inline_max_bytes
+    handle = two_sizes.run(10, limit + 100)
+    assert handle.wait() == 10 + limit + 100
+    small, large = (c.output for c in client.executions.get(handle.exec_id).checkpoints)
+    blobs = _blob_files(kitaru_home)
+    assert small._record.data is not None and small.key not in blobs
+    assert large._record.data is None and large.key in blobs
+    assert (small.load(), large.load()) == ("x" * 10, "x" * (limit + 100))
+    assert kitaru.load(handle.exec_id, "sized") == "x" * (limit + 100)  # the latest version
+
+
+def test_inline_max_bytes_0_keeps_every_value_in_the_store(cli, client, tmp_path: Path,
+                                                             kitaru_home: Path):
+    (tmp_path / "blobs.yaml").write_text(
+        "name: blobs\nregistry: {flavor: sqlite, config: {inline_max_bytes: 0}}\n"
+    )
+    assert cli("stack", "register", str(tmp_path / "blobs.yaml")).exit_code == 0
+    handle = two_sizes.run(3, 4, stack="blobs")
+    assert handle.wait() == 7
+    keys = {a.key for a in client.artifacts.list(exec_id=handle.exec_id)}
+    assert keys <= _blob_files(kitaru_home)
+
+
+def test_an_inline_input_of_an_isolated_call_reaches_the_worker(cli, tmp_path: Path):
+    (tmp_path / "proc.yaml").write_text("name: proc\nexecution_target: {flavor: process}\n")
+    assert cli("stack", "register", str(tmp_path / "proc.yaml")).exit_code == 0
+    assert isolated_pair.run(stack="proc").wait(timeout=120) == "ab"
+
+
+@checkpoint(runtime="isolated")
+def joined(first: str, second: str) -> str:
+    return first + second
+
+
+@flow
+def isolated_pair() -> str:
+    return joined(sized(0).load() + "a", "b").load()
+
+
+# -- a call's `running` record is written only once it runs past a tick -------------------------
+
+release = threading.Event()
+started = threading.Event()
+
+
+@checkpoint
+def slow() -> str:
+    started.set()
+    assert release.wait(30)
+    return "done"
+
+
+@checkpoint
+def quick() -> str:
+    return "quick"
+
+
+@flow
+def slow_then_quick() -> str:
+    return slow().load() + quick().load()
+
+
+def _call_statuses(exec_id: str) -> dict[str, str]:
+    from kitaru_core.stack import get_stack
+
+    return {c.call_id: c.status for c in get_stack("local").registry.get_calls(exec_id)}
+
+
+def test_a_long_call_shows_as_running_and_a_late_tick_does_not_undo_its_completion():
+    release.clear()
+    started.clear()
+    handle = slow_then_quick.run()
+    assert started.wait(30)
+    deadline = time.monotonic() + 30
+    while _call_statuses(handle.exec_id).get("slow#1") != "running":
+        assert time.monotonic() < deadline, "the ticker never recorded the running call"
+        time.sleep(0.05)
+    release.set()
+    assert handle.wait(timeout=30) == "donequick"
+    time.sleep(0.6)  # one more tick of a ticker, were it still going
+    assert _call_statuses(handle.exec_id) == {"slow#1": "completed", "quick#1": "completed"}
 
 
 # -- argument binding --------------------------------------------------------------------------

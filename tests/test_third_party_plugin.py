@@ -208,6 +208,8 @@ def test_third_party_artifact_store_is_used_for_a_flow(
     stack_file = tmp_path / "mirrored.yaml"
     stack_file.write_text(textwrap.dedent(f"""\
         name: mirrored
+        # every value goes to the artifact store, however small
+        registry: {{flavor: sqlite, config: {{inline_max_bytes: 0}}}}
         artifact_store:
           flavor: {mirror_plugin.flavor}
           config: {{folder: "{blobs}", marker: "{marker}"}}

@@ -6,6 +6,11 @@ record at that identity returns the stored output without running the
 function, and a different call at a recorded position is a divergence. An
 output is durable (blob written, then the record committed) before the flow
 moves on.
+
+A call's `running` record is written lazily: by the ticker thread, for calls
+still running at its next tick (every 0.5 s), not before each call starts.
+That record only reports progress (a crashed call runs again either way), so
+a call that ends within a tick costs one registry commit instead of two.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class CallContext:
             call_id=self.call.call_id,
             metadata=meta,
             what=f"kitaru.save({name!r}) in checkpoint {self.call.call_id!r}",
+            inline_limit=self.execution.inline_limit,
         )
         self.artifacts.append(art)
         return art
@@ -126,6 +132,7 @@ class ExecutionContext:
         self.stack = stack
         self.registry = stack.registry
         self.store = stack.artifact_store
+        self.inline_limit = self.registry.inline_limit
         self.owner = owner
         calls = self.registry.get_calls(self.exec_id)
         self.calls: dict[str, CallRecord] = {c.call_id: c for c in calls}
@@ -145,6 +152,9 @@ class ExecutionContext:
         self._captures: list[capture.Capture] = []
         self.cancelled = False
         self.lost_lease = False
+        # Calls running inline whose `running` record is not written yet (see the module doc).
+        self._unrecorded: dict[str, CallRecord] = {}
+        self._progress_lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -316,7 +326,7 @@ class ExecutionContext:
         while True:
             attempt += 1
             call.attempts += 1
-            self.registry.save_call(call)
+            self._unrecorded[call.call_id] = call
             cap, cap_token = capture.start(call.call_id)
             call_ctx = CallContext(self, call)
             call_token = current_call.set(call_ctx)
@@ -330,12 +340,14 @@ class ExecutionContext:
                 current_call.reset(call_token)
                 capture.stop(cap_token)
                 self._captures.remove(cap)
+                with self._progress_lock:  # from here on the ticker no longer writes it
+                    self._unrecorded.pop(call.call_id, None)
             if error is None:
                 try:
                     output = write_value(
                         self.store, value, exec_id=self.exec_id, name=spec.name,
                         direction="output", call_id=call.call_id,
-                        what=f"checkpoint {call.call_id!r} output",
+                        what=f"checkpoint {call.call_id!r} output", inline_limit=self.inline_limit,
                     )
                 except SerializationError as exc:
                     error = exc
@@ -467,6 +479,7 @@ class ExecutionContext:
         next_renew = time.monotonic() + renew_every
         while not self._stop.wait(_TICK_SECONDS):
             try:
+                self.record_progress()
                 self.flush_logs()
                 if time.monotonic() >= next_renew:
                     next_renew = time.monotonic() + renew_every
@@ -484,6 +497,15 @@ class ExecutionContext:
                     self.cancelled = True
             except Exception:
                 continue
+
+    def record_progress(self) -> None:
+        """Write the `running` record of each call still running since the last tick."""
+        if not self._unrecorded:
+            return
+        with self._progress_lock:
+            for call in list(self._unrecorded.values()):
+                self.registry.save_call(call)
+                del self._unrecorded[call.call_id]
 
     def flush_logs(self) -> None:
         chunks = [c for cap in list(self._captures) for c in self._chunks(cap)]
@@ -519,6 +541,7 @@ def _input_artifacts(
                 write_value(
                     ctx.store, value, exec_id=ctx.exec_id, name=pname, direction="input",
                     call_id=cid, what=f"input {pname!r} of checkpoint {cid!r}",
+                    inline_limit=ctx.inline_limit,
                 )
             )
         except SerializationError:
@@ -587,7 +610,7 @@ def run_flow_body(
                 ctx.reset_for_retry()
         output = write_value(
             ctx.store, result, exec_id=ctx.exec_id, name="output", direction="output",
-            what=f"flow {flow.name!r} result",
+            what=f"flow {flow.name!r} result", inline_limit=ctx.inline_limit,
         )
         registry.add_artifacts([output])
         if not _finish(ctx, ExecutionStatus.COMPLETED, result_artifact=output.artifact_id):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TaskError
 from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
 from ..status import CallStatus
-from .artifacts import new_id
+from .artifacts import ensure_blob, new_artifact_id
 from .handles import OutputHandle
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def run_isolated(
         if result["status"] == "ok":
             out = result["output"]
             output = ArtifactRecord(
-                artifact_id=new_id(), exec_id=ctx.exec_id, name=spec.name, direction="output",
+                artifact_id=new_artifact_id(), exec_id=ctx.exec_id, name=spec.name, direction="output",
                 key=out["key"], serializer=out["serializer"], type_name=out["type_name"],
                 size=out["size"], call_id=call.call_id, created_at=time.time(),
             )
@@ -120,7 +120,7 @@ def run_isolated(
 
 def _saved_record(ctx: ExecutionContext, call: CallRecord, saved: dict[str, Any]) -> ArtifactRecord:
     return ArtifactRecord(
-        artifact_id=new_id(), exec_id=ctx.exec_id, name=saved["name"], direction="saved",
+        artifact_id=new_artifact_id(), exec_id=ctx.exec_id, name=saved["name"], direction="saved",
         key=saved["key"], serializer=saved["serializer"], type_name=saved["type_name"],
         size=saved["size"], call_id=call.call_id, created_at=time.time(),
         metadata=saved.get("metadata"),
@@ -143,6 +143,8 @@ def _submit(
     prefix = task_prefix(ctx.exec_id, call.call_id, call.attempts)
     by_name = {a.name: a for a in inputs}
     bound = spec.bind(args, kwargs)
+    for name in bound:
+        ensure_blob(store, by_name[name])  # the worker reads the store, never the registry
     positional = list(bound) == [f"arg{i}" for i in range(len(bound))] and bool(bound)
     task_spec = {
         "version": SPEC_VERSION,

@@ -64,6 +64,7 @@ def create_execution(
     inputs = write_value(
         stack.artifact_store, {"args": list(args), "kwargs": dict(kwargs)}, exec_id=exec_id,
         name="inputs", direction="input", what=f"inputs of flow {flow.name!r}",
+        inline_limit=registry.inline_limit,
     )
     now = time.time()
     record = ExecutionRecord(
@@ -344,6 +345,7 @@ def replay(
         target: write_value(
             stack.artifact_store, spec["output"], exec_id=new_exec_id,
             name=f"override:{target}", direction="input", what=f"override of {target!r}",
+            inline_limit=registry.inline_limit,
         )
         for target, spec in (checkpoint_overrides or {}).items()
     }

@@ -14,6 +14,11 @@ class SqliteRegistryConfig(FlavorConfig):
     busy_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to wait for another process's write lock"
     )
+    inline_max_bytes: int = Field(
+        default=2048, ge=0, le=65536,
+        description="Serialized values up to this size are kept in the database instead of "
+        "a blob file of their own (0: always a blob)",
+    )
 
 
 class LocalArtifactStoreConfig(FlavorConfig):
