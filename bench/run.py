@@ -26,14 +26,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness
+import adapter_overhead
 import checkpoint_overhead
 import memory
 import resume
 import startup
 
-FIGURES = ("overhead", "resume", "startup", "memory")
+FIGURES = ("overhead", "resume", "startup", "memory", "adapter")
 #: Repeats per figure: (full, quick).
-REPEATS = {"overhead": (9, 3), "resume": (5, 3), "startup": (15, 5), "memory": (5, 3)}
+REPEATS = {"overhead": (9, 3), "resume": (5, 3), "startup": (15, 5), "memory": (5, 3),
+           "adapter": (5, 3)}
 #: Per-step costs the issue quotes for other systems. Cited, never measured here.
 CITED_MS_PER_STEP = {
     "DBOS (SQLite)": 2.5,
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "resume": lambda: resume.run(repeat=reps("resume")),
         "startup": lambda: startup.run(repeat=reps("startup")),
         "memory": lambda: memory.run(repeat=reps("memory")),
+        "adapter": lambda: adapter_overhead.run(repeat=reps("adapter")),
     }
     for fig in chosen:
         print(f"running {fig} ({reps(fig)} repeats) ...", file=sys.stderr, flush=True)
@@ -135,6 +138,15 @@ def render(results: dict[str, Any]) -> str:
             rows.append((f"(d) peak RSS, {name}", f"{value:.1f} MB", f"{value / bare:.2f}x",
                          f["target"] if is_flow else "", ok(f["met"]) if is_flow else ""))
 
+    if "adapter" in figs:
+        f = figs["adapter"]
+        bare_req, bare_turn = f["bare_per_model_request_s"], f["bare_per_tool_turn_s"]
+        rows.append(("(e) bare agent, per model request (FunctionModel)", ms(bare_req), "", "", ""))
+        rows.append(("(e) KitaruAgent overhead per model request", ms(f["per_model_request_s"]),
+                     f"{f['per_model_request_s'] / bare_req:.2f}x bare request", "reported", ""))
+        rows.append(("(e) bare agent, per tool-call turn", ms(bare_turn), "", "", ""))
+        rows.append(("(e) KitaruAgent overhead per tool call", ms(f["per_tool_call_s"]),
+                     f"{f['per_tool_call_s'] / bare_turn:.2f}x bare turn", "reported", ""))
     header = ("figure", "value", "vs baseline", "target", "")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]

@@ -30,17 +30,24 @@ _EXPORTS = {
     "OutputHandle": "kitaru_core.runtime.handles",
     "KitaruError": "kitaru.errors",
     "KitaruDivergenceError": "kitaru.errors",
+    # The function `llm` of the module `kitaru.llm` (which is callable too, see there).
+    "llm": "kitaru.llm",
 }
+
+# Submodules reached as attributes (`kitaru.memory.get(...)`), imported on first use.
+_SUBMODULES = ("memory",)
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from kitaru_core.runtime.handles import OutputHandle
 
+    from . import memory
     from .checkpoints import Checkpoint, checkpoint
     from .client import ExecutionStatus, KitaruClient
     from .errors import KitaruDivergenceError, KitaruError
     from .flows import Flow, FlowHandle, flow
+    from .llm import llm
     from .primitives import current_execution_id, load, log, save, wait
     from .settings import ImageSettings, configure
 
@@ -48,6 +55,10 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        if name in _SUBMODULES:
+            import importlib
+
+            return importlib.import_module(f"kitaru.{name}")  # also sets the attribute
         raise AttributeError(f"module 'kitaru' has no attribute {name!r}")
     import importlib
 
@@ -57,4 +68,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitaru_core.records import ArtifactRecord, CallRecord, ExecutionRecord, WaitRecord
 from kitaru_core.runtime import service
@@ -13,6 +13,11 @@ from kitaru_core.runtime.artifacts import read_value
 from kitaru_core.runtime.owner import describe_owner
 from kitaru_core.stack import Stack, get_stack, resolve_stack_name
 from kitaru_core.status import ExecutionStatus
+
+from .usage import totals, usages_in
+
+if TYPE_CHECKING:
+    from .memory import MemoryAPI
 
 __all__ = [
     "Artifact",
@@ -114,10 +119,20 @@ class CheckpointCall(_Model):
     error: dict[str, Any] | None
     artifacts: list[Artifact]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Model calls made by this call (its own `llm_usage` and its child events), summed:
+    #: {"model_calls", "input_tokens", "output_tokens", "cost_usd"}; None if it made none.
+    usage: dict[str, Any] | None = None
 
     @property
     def output(self) -> Artifact | None:
         return next((a for a in self.artifacts if a.direction == "output"), None)
+
+    @property
+    def events(self) -> dict[str, dict[str, Any]]:
+        """What happened inside this call (model and tool calls), by event id (`llm_call#1`)."""
+        from kitaru_core.runtime.events import child_events
+
+        return child_events(self.metadata)
 
 
 @dataclass
@@ -154,6 +169,9 @@ class Execution(_Model):
     resumable: bool
     waits: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Totals over every model call of the execution (checkpoints and child events):
+    #: {"model_calls", "input_tokens", "output_tokens", "cost_usd"} (`executions.get` only).
+    usage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -220,6 +238,7 @@ class ExecutionsAPI:
                 for w in waits
             ],
             metadata=meta_by_call.get(None, {}),
+            usage=totals(u for meta in meta_by_call.values() for u in usages_in(meta)),
         )
 
     def list(
@@ -345,13 +364,22 @@ class KitaruClient:
             self._built = get_stack(self._stack_name)
         return self._built
 
+    @property
+    def memory(self) -> MemoryAPI:
+        """Memory scopes on this stack: get/set/list/history/delete (see `kitaru.memory`)."""
+        from .memory import MemoryAPI
+
+        return MemoryAPI(self)
+
 
 def _call(c: CallRecord, artifacts: list[Artifact], metadata: dict[str, Any]) -> CheckpointCall:
     duration = (c.ended_at - c.started_at) if c.ended_at and c.started_at else None
+    usages = usages_in(metadata)
     return CheckpointCall(
         call_id=c.call_id, name=c.name, status=c.status, attempts=c.attempts, seq=c.seq,
         type=c.type, started_at=_dt(c.started_at), ended_at=_dt(c.ended_at),
         duration_s=duration, error=c.error, artifacts=artifacts, metadata=metadata,
+        usage=totals(usages) if usages else None,
     )
 
 

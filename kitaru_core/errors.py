@@ -27,6 +27,19 @@ class FlavorNotFoundError(ConfigError):
     """A stack names a flavor that no installed plugin provides."""
 
 
+class UnknownModelError(ConfigError):
+    """A model name that is neither a registered alias nor a `provider:name` model string,
+    or no model was given and no default is set (`kitaru.llm`)."""
+
+
+class ModelUnavailableError(ConfigError):
+    """A model's provider package is not installed or its credentials are not set."""
+
+
+class InvalidPromptError(KitaruError, ValueError):
+    """A prompt that is neither a string nor a list of chat messages (`kitaru.llm`)."""
+
+
 class PluginError(KitaruError):
     """A plugin failed to load or registered something invalid."""
 
@@ -37,6 +50,10 @@ class ExecutionNotFoundError(KitaruError):
 
 class ArtifactNotFoundError(KitaruError):
     """An artifact id or name that the registry does not know."""
+
+
+class MemoryNotFoundError(KitaruError):
+    """A memory key, version or scope that holds nothing (`kitaru.memory`)."""
 
 
 class ExecutionOwnedError(KitaruError):

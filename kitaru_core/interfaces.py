@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     from .records import (
         ArtifactRecord,
         CallRecord,
         ExecutionRecord,
         LogChunk,
+        MemoryRecord,
         MetadataEntry,
         WaitRecord,
     )
@@ -59,7 +62,7 @@ class Component(abc.ABC):
 
 
 class Registry(Component):
-    """The durable record: executions, calls, waits, artifact refs, logs, metadata.
+    """The durable record: executions, calls, waits, artifact refs, logs, metadata, memory.
 
     State transitions are compare-and-set; an owner with a lease runs an
     execution. Large payloads never live here, only references to the artifact
@@ -181,6 +184,44 @@ class Registry(Component):
     @abc.abstractmethod
     def get_metadata(self, exec_id: str) -> list[MetadataEntry]:
         """All metadata entries of an execution, in order."""
+
+    # -- memory (optional: a registry without it raises `ConfigError`) ---------
+    def put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
+        """Store a new version of (`record.scope`, `record.key`) and return it with its version.
+
+        The version is the key's latest plus one (1 for a new key), assigned
+        atomically with inserting `artifact` (the value's reference; None for a
+        tombstone) in one transaction. Idempotent per writing call: when
+        `record.call_id` is set and (scope, key) already has a version written by
+        the same (`exec_id`, `call_id`), that version is returned and nothing is
+        written, so a call that runs again after a crash does not write twice.
+        """
+        raise self._no_memory()
+
+    def get_memory(self, scope: str, key: str, version: int | None = None) -> MemoryRecord | None:
+        """One version (the latest if `version` is None), tombstones included; None if none."""
+        raise self._no_memory()
+
+    def list_memory(self, scope: str, *, include_deleted: bool = False) -> list[MemoryRecord]:
+        """The latest version of every key of a scope, by key.
+
+        Keys whose latest version is a tombstone are left out unless `include_deleted`.
+        """
+        raise self._no_memory()
+
+    def memory_history(self, scope: str, key: str) -> list[MemoryRecord]:
+        """Every version of a key, oldest first, tombstones included ([] if none)."""
+        raise self._no_memory()
+
+    def list_memory_scopes(self) -> list[str]:
+        """Every scope with at least one version stored, sorted."""
+        raise self._no_memory()
+
+    def _no_memory(self) -> ConfigError:
+        return ConfigError(
+            f"the registry of stack {self.context.stack_name!r} ({type(self).__name__}) does not "
+            "support memory (kitaru.memory); use a stack whose registry flavor does, such as `sqlite`"
+        )
 
 
 class ArtifactStore(Component):

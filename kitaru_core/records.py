@@ -116,3 +116,22 @@ class MetadataEntry:
     key: str
     value: Any
     created_at: float
+
+
+@dataclass(slots=True)
+class MemoryRecord:
+    """One version of a memory key in a scope (`kitaru.memory`).
+
+    `scope` is `flow:<flow name>`, `execution:<exec id>` or `namespace:<name>`.
+    Versions count from 1 per (scope, key); a delete is a version too (a
+    tombstone: `deleted=True`, no artifact), so the history is never lost.
+    """
+
+    scope: str
+    key: str
+    version: int = 0  # assigned by `Registry.put_memory`
+    artifact_id: str | None = None  # the value's artifact; None for a tombstone
+    deleted: bool = False
+    exec_id: str | None = None  # the execution that wrote it (None: outside any flow)
+    call_id: str | None = None  # the flow-body memory call that wrote it (makes it idempotent)
+    created_at: float = 0.0

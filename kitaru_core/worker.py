@@ -36,6 +36,7 @@ class WorkerCall:
         self.exec_id = spec["exec_id"]
         self.saved: list[dict[str, Any]] = []
         self.metadata: dict[str, Any] = {}
+        self.event_counts: dict[str, int] = {}  # child events per name (runtime/events.py)
 
     def save(self, name: str, value: Any, type: str | None = None) -> dict[str, Any]:
         entry = _put(self.store, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import os
 import subprocess
@@ -16,6 +17,51 @@ import pytest
 from kitaru_core.stack import clear_stack_cache
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# -- no test calls a real model provider ----------------------------------------------------------
+
+
+class _NoModelRequests(importlib.abc.MetaPathFinder):
+    """Sets `pydantic_ai.models.ALLOW_MODEL_REQUESTS = False` when Pydantic AI is imported.
+
+    A real provider model then raises `RuntimeError("Model requests are not allowed ...")`
+    before sending anything; TestModel and FunctionModel are not affected. Done on import,
+    so tests that never use Pydantic AI do not pay for importing it.
+    """
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "pydantic_ai.models":
+            return None
+        for finder in sys.meta_path:
+            found = None if finder is self else getattr(finder, "find_spec", None)
+            spec = found(fullname, path, target) if found else None
+            if spec is not None and spec.loader is not None:
+                break
+        else:
+            return None
+        load = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            load(module)
+            module.ALLOW_MODEL_REQUESTS = False
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "pydantic_ai.models" in sys.modules:
+    sys.modules["pydantic_ai.models"].ALLOW_MODEL_REQUESTS = False
+else:
+    sys.meta_path.insert(0, _NoModelRequests())
+
+
+@pytest.fixture(autouse=True)
+def no_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with real model requests refused (a test may have allowed them)."""
+    models = sys.modules.get("pydantic_ai.models")
+    if models is not None:
+        monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", False)
 
 
 @pytest.fixture(autouse=True)

@@ -49,7 +49,7 @@ def list_executions(
         )
     found = _client().executions.list(flow=flow, status=status, limit=limit)
     if output == Format.json:
-        print_json([{k: v for k, v in e.to_dict().items() if k not in ("checkpoints", "waits")}
+        print_json([{k: v for k, v in e.to_dict().items() if k not in ("checkpoints", "waits", "usage")}
                     for e in found])
         return
     table(
@@ -102,15 +102,20 @@ def get(exec_id: str = typer.Argument(..., help="Execution id (or a unique prefi
         out.print(f"  replay of {e.original_exec_id}")
     if e.metadata:
         out.print(f"  metadata  {e.metadata}")
+    if e.usage.get("model_calls"):
+        out.print(f"  model use {_usage_line(e.usage)}")
     if e.checkpoints:
         rows = []
         for c in e.checkpoints:
             outp = c.output
             art = f"{outp.type_name} ({outp.size} B) {outp.artifact_id[:12]}" if outp else ""
+            event_parts = tuple(f"{event_id}." for event_id in c.events)  # shown as events below
             rows.append([c.call_id, c.status, c.attempts, duration(c.duration_s), art,
-                         ", ".join(a.name for a in c.artifacts if a.direction == "saved")])
+                         ", ".join(a.name for a in c.artifacts if a.direction == "saved"
+                                   and not a.name.startswith(event_parts))])
         table(["call", "status", "attempts", "duration", "output", "saved"], rows,
               title="checkpoint calls")
+        _print_events(e.checkpoints)
     if e.pending_wait:
         w = e.pending_wait
         schema = (w.schema or {}).get("repr") or "any"
@@ -121,6 +126,29 @@ def get(exec_id: str = typer.Argument(..., help="Execution id (or a unique prefi
         f = e.failure
         out.print(f"[bold red]failure[/bold red] in {f.get('call_id') or 'the flow body'}: "
                   f"{(f.get('type') or '').rsplit('.', 1)[-1]}: {f.get('message')}")
+
+
+def _print_events(calls: list[Any]) -> None:
+    """The child events recorded inside checkpoints (model and tool calls), if any."""
+    rows = []
+    for c in calls:
+        for event_id, event in c.events.items():
+            usage = event.get("usage") or {}
+            what = event.get("model") or event.get("tool") or ""
+            rows.append([c.call_id, event_id, event.get("kind", ""), what,
+                         _usage_line(usage, calls=False) if usage else ""])
+    if rows:
+        table(["call", "event", "kind", "model / tool", "usage"], rows,
+              title="events inside checkpoints", no_wrap=("call", "event"))
+
+
+def _usage_line(usage: dict[str, Any], calls: bool = True) -> str:
+    """"3 model calls, 1,200 in / 310 out tokens, ~$0.0021" (a child event: no call count)."""
+    parts = [f"{usage['model_calls']} model call{'s' * (usage['model_calls'] != 1)}"] if calls else []
+    parts.append(f"{usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens")
+    cost = usage.get("cost_usd")
+    parts.append("cost unknown" if cost is None else f"~${cost:.4f}" if cost >= 0.01 else f"~${cost:.6f}")
+    return ", ".join(parts)
 
 
 @app.command("logs")

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from . import executions_cmd, plugins_cmd, stack_cmd
+from . import executions_cmd, memory_cmd, model_cmd, plugins_cmd, stack_cmd
 from .help import LeanHelpGroup, use_lean_help
 from .output import Format, OutputOption, print_json
 
@@ -22,6 +22,8 @@ app = typer.Typer(
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(executions_cmd.app, name="executions")
 app.add_typer(plugins_cmd.app, name="plugins")
+app.add_typer(memory_cmd.app, name="memory")
+app.add_typer(model_cmd.app, name="model")
 
 
 @app.callback()

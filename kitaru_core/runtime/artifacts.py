@@ -26,17 +26,6 @@ def new_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
 
 
-def new_artifact_id() -> str:
-    """A new artifact id: 32 hex digits, a millisecond timestamp then 80 random bits.
-
-    Ids made in the same millisecond sort together, so recording a call's
-    artifacts touches one page of the registry's id index rather than one
-    random page per artifact. Execution ids stay fully random: users type
-    their prefixes.
-    """
-    return f"{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(80):020x}"
-
-
 _ids = random.Random(os.urandom(32))
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
@@ -95,7 +84,7 @@ def write_bytes(
     if not inline:
         store.put_blob(data, key)
     return ArtifactRecord(
-        artifact_id=new_artifact_id(),
+        artifact_id=new_id(),
         exec_id=exec_id,
         name=name,
         direction=direction,
@@ -117,7 +106,7 @@ def link(
     meta = dict(source.metadata or {})
     meta["source_artifact"] = source.artifact_id
     return ArtifactRecord(
-        artifact_id=new_artifact_id(),
+        artifact_id=new_id(),
         exec_id=exec_id,
         name=name,
         direction=direction,

@@ -22,6 +22,7 @@ import hashlib
 import threading
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +73,7 @@ class _Cancelled(BaseException):
 class CallContext:
     """The checkpoint call running in this context: collects saves, logs and metadata."""
 
-    __slots__ = ("artifacts", "call", "execution", "metadata", "saved_names")
+    __slots__ = ("artifacts", "call", "event_counts", "execution", "metadata", "saved_names")
 
     def __init__(self, execution: ExecutionContext, call: CallRecord) -> None:
         self.execution = execution
@@ -80,6 +81,7 @@ class CallContext:
         self.artifacts: list[ArtifactRecord] = []
         self.metadata: list[MetadataEntry] = []
         self.saved_names: set[str] = set()
+        self.event_counts: dict[str, int] = {}  # child events per name (runtime/events.py)
 
     @property
     def exec_id(self) -> str:
@@ -325,62 +327,128 @@ class ExecutionContext:
         attempt = 0
         while True:
             attempt += 1
-            call.attempts += 1
-            self._unrecorded[call.call_id] = call
-            cap, cap_token = capture.start(call.call_id)
-            call_ctx = CallContext(self, call)
-            call_token = current_call.set(call_ctx)
-            self._captures.append(cap)
+            attempt_state = self._begin_attempt(call)
             try:
                 value = spec.fn(*args, **kwargs)
                 error = None
             except Exception as exc:
                 value, error = None, exc
             finally:
-                current_call.reset(call_token)
-                capture.stop(cap_token)
-                self._captures.remove(cap)
-                with self._progress_lock:  # from here on the ticker no longer writes it
-                    self._unrecorded.pop(call.call_id, None)
-            if error is None:
-                try:
-                    output = write_value(
-                        self.store, value, exec_id=self.exec_id, name=spec.name,
-                        direction="output", call_id=call.call_id,
-                        what=f"checkpoint {call.call_id!r} output", inline_limit=self.inline_limit,
-                    )
-                except SerializationError as exc:
-                    error = exc
-            if error is None:
-                call.status = _COMPLETED
-                call.ended_at = time.time()
-                call.output_artifact = output.artifact_id
-                call.error = None
-                self.registry.save_call(
-                    call, [*inputs, output, *call_ctx.artifacts], self._chunks(cap),
-                    call_ctx.metadata,
+                self._end_attempt(call, attempt_state)
+            outcome = self._settle(spec, call, attempt_state, value, error, attempt, inputs)
+            if type(outcome) is OutputHandle:
+                return outcome
+            self._sleep(outcome)  # a retry's delay
+
+    async def acall(self, spec: CheckpointSpec, make: Callable[[], Awaitable[Any]]) -> OutputHandle:
+        """A checkpoint call whose body is a coroutine, awaited on the caller's event loop.
+
+        For adapters of async frameworks: the same identity, replay, retries and
+        records as `call`, without handing the body to another thread. The body takes
+        no arguments (so no input artifacts); it saves and logs what it should store.
+        """
+        self.check_cancelled()
+        seq, cid = self.next_step(spec.name, None)
+        recorded = self.calls.get(cid)
+        if recorded is not None and recorded.status == _COMPLETED:
+            return self._recorded_handle(recorded)
+        reused = self._reuse_from_replay(spec, seq, cid)
+        if reused is not None:
+            return reused
+        call = CallRecord(
+            exec_id=self.exec_id, call_id=cid, name=spec.name, seq=seq, status=_RUNNING,
+            type=spec.type, attempts=recorded.attempts if recorded is not None else 0,
+            started_at=time.time(),
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            attempt_state = self._begin_attempt(call)
+            try:
+                value = await make()
+                error = None
+            except Exception as exc:
+                value, error = None, exc
+            finally:
+                self._end_attempt(call, attempt_state)
+            outcome = self._settle(spec, call, attempt_state, value, error, attempt, [])
+            if type(outcome) is OutputHandle:
+                return outcome
+            import asyncio
+
+            end = time.monotonic() + outcome  # a retry's delay
+            while (left := end - time.monotonic()) > 0:
+                self.check_cancelled()
+                await asyncio.sleep(min(left, _TICK_SECONDS))
+
+    def _begin_attempt(self, call: CallRecord) -> tuple[capture.Capture, Any, CallContext, Any]:
+        call.attempts += 1
+        self._unrecorded[call.call_id] = call
+        cap, cap_token = capture.start(call.call_id)
+        call_ctx = CallContext(self, call)
+        call_token = current_call.set(call_ctx)
+        self._captures.append(cap)
+        return cap, cap_token, call_ctx, call_token
+
+    def _end_attempt(self, call: CallRecord, state: tuple[capture.Capture, Any, CallContext, Any]) -> None:
+        cap, cap_token, _, call_token = state
+        current_call.reset(call_token)
+        capture.stop(cap_token)
+        self._captures.remove(cap)
+        with self._progress_lock:  # from here on the ticker no longer writes it
+            self._unrecorded.pop(call.call_id, None)
+
+    def _settle(
+        self,
+        spec: CheckpointSpec,
+        call: CallRecord,
+        state: tuple[capture.Capture, Any, CallContext, Any],
+        value: Any,
+        error: Exception | None,
+        attempt: int,
+        inputs: list[ArtifactRecord],
+    ) -> OutputHandle | float:
+        """Record an attempt's outcome: the output handle, or the delay before a retry.
+
+        Raises the error once no retry is left.
+        """
+        cap, _, call_ctx, _ = state
+        if error is None:
+            try:
+                output = write_value(
+                    self.store, value, exec_id=self.exec_id, name=spec.name,
+                    direction="output", call_id=call.call_id,
+                    what=f"checkpoint {call.call_id!r} output", inline_limit=self.inline_limit,
                 )
-                self.calls[call.call_id] = call
-                self.completed_by_seq[call.seq] = call.call_id
-                return OutputHandle(call.call_id, spec.name, value=value, artifact=output,
-                                    store=self.store)
-            retry = attempt <= spec.retries and not isinstance(error, SerializationError | KitaruError)
-            call.error = _error_info(error)
-            if retry:
-                call.status = _RUNNING
-                delay = spec.retry_delay * (spec.backoff ** (attempt - 1))
-                cap.add("stderr", f"[kitaru] attempt {attempt} failed: {error!r}; "
-                        f"retrying in {delay:.2f}s\n")
-                self.registry.save_call(call, call_ctx.artifacts, self._chunks(cap),
-                                        call_ctx.metadata)
-                self._sleep(delay)
-                continue
-            call.status = _FAILED
+            except SerializationError as exc:
+                error = exc
+        if error is None:
+            call.status = _COMPLETED
             call.ended_at = time.time()
-            self.registry.save_call(call, [*inputs, *call_ctx.artifacts], self._chunks(cap),
-                                    call_ctx.metadata)
+            call.output_artifact = output.artifact_id
+            call.error = None
+            self.registry.save_call(
+                call, [*inputs, output, *call_ctx.artifacts], self._chunks(cap), call_ctx.metadata,
+            )
             self.calls[call.call_id] = call
-            raise error
+            self.completed_by_seq[call.seq] = call.call_id
+            return OutputHandle(call.call_id, spec.name, value=value, artifact=output,
+                                store=self.store)
+        retry = attempt <= spec.retries and not isinstance(error, SerializationError | KitaruError)
+        call.error = _error_info(error)
+        if retry:
+            call.status = _RUNNING
+            delay = spec.retry_delay * (spec.backoff ** (attempt - 1))
+            cap.add("stderr", f"[kitaru] attempt {attempt} failed: {error!r}; "
+                    f"retrying in {delay:.2f}s\n")
+            self.registry.save_call(call, call_ctx.artifacts, self._chunks(cap), call_ctx.metadata)
+            return delay
+        call.status = _FAILED
+        call.ended_at = time.time()
+        self.registry.save_call(call, [*inputs, *call_ctx.artifacts], self._chunks(cap),
+                                call_ctx.metadata)
+        self.calls[call.call_id] = call
+        raise error
 
     def _from_cache(
         self, spec: CheckpointSpec, seq: int, cid: str, cache_key: str,

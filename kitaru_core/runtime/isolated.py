@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TaskError
 from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
 from ..status import CallStatus
-from .artifacts import ensure_blob, new_artifact_id
+from .artifacts import ensure_blob, new_id
 from .handles import OutputHandle
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def run_isolated(
         if result["status"] == "ok":
             out = result["output"]
             output = ArtifactRecord(
-                artifact_id=new_artifact_id(), exec_id=ctx.exec_id, name=spec.name, direction="output",
+                artifact_id=new_id(), exec_id=ctx.exec_id, name=spec.name, direction="output",
                 key=out["key"], serializer=out["serializer"], type_name=out["type_name"],
                 size=out["size"], call_id=call.call_id, created_at=time.time(),
             )
@@ -120,7 +120,7 @@ def run_isolated(
 
 def _saved_record(ctx: ExecutionContext, call: CallRecord, saved: dict[str, Any]) -> ArtifactRecord:
     return ArtifactRecord(
-        artifact_id=new_artifact_id(), exec_id=ctx.exec_id, name=saved["name"], direction="saved",
+        artifact_id=new_id(), exec_id=ctx.exec_id, name=saved["name"], direction="saved",
         key=saved["key"], serializer=saved["serializer"], type_name=saved["type_name"],
         size=saved["size"], call_id=call.call_id, created_at=time.time(),
         metadata=saved.get("metadata"),

@@ -23,3 +23,13 @@ def current_execution_id() -> str | None:
         return call.exec_id
     ctx = current_execution.get()
     return ctx.exec_id if ctx is not None else None
+
+
+def where() -> str | None:
+    """Where the caller runs: "checkpoint" (inside a checkpoint call), "flow" (in a flow
+    body), or None (outside any flow). Adapters use it to choose their recording."""
+    if current_call.get() is not None:
+        return "checkpoint"
+    if current_execution.get() is not None:
+        return "flow"
+    return None

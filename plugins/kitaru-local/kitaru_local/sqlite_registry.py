@@ -28,6 +28,7 @@ from kitaru_core.records import (
     CallRecord,
     ExecutionRecord,
     LogChunk,
+    MemoryRecord,
     MetadataEntry,
     WaitRecord,
 )
@@ -37,8 +38,9 @@ from .configs import SqliteRegistryConfig
 # Version 2: `calls` without rowid, and artifact versions counted in `artifact_versions`
 # (kept by a trigger) instead of an index over (name, version). Both mean fewer pages
 # written per checkpoint call. Version 3: `artifacts.data`, small payloads kept inline.
+# Version 4: the `memory` table (kitaru.memory), created by _SCHEMA like any missing table.
 # An older file is migrated in place when opened.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     exec_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, status TEXT NOT NULL,
@@ -78,6 +80,11 @@ CREATE TABLE IF NOT EXISTS metadata (
     key TEXT NOT NULL, value TEXT, created_at REAL
 );
 CREATE INDEX IF NOT EXISTS metadata_exec ON metadata(exec_id);
+CREATE TABLE IF NOT EXISTS memory (
+    scope TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, artifact_id TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0, exec_id TEXT, call_id TEXT, created_at REAL,
+    PRIMARY KEY (scope, key, version)
+) WITHOUT ROWID;
 """
 # Separate from _SCHEMA, which is split at ";". Every artifact insert bumps its name's count.
 _TRIGGER = """
@@ -128,6 +135,7 @@ _INSERT_LOG = (
     "INSERT INTO logs (exec_id, call_id, stream, text, key, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _INSERT_META = "INSERT INTO metadata (exec_id, call_id, key, value, created_at) VALUES (?, ?, ?, ?, ?)"
+_MEM_COLS = "scope, key, version, artifact_id, deleted, exec_id, call_id, created_at"
 
 
 _CHECKPOINT_EVERY = 512  # commits between two background checkpoints (a WAL of ~10 MB)
@@ -596,3 +604,67 @@ class SqliteRegistry(Registry):
             (exec_id,),
         )
         return [MetadataEntry(r[0], r[1], r[2], _loads(r[3]), r[4]) for r in rows]
+
+    # -- memory -------------------------------------------------------------------------------------
+    @staticmethod
+    def _mem(row: tuple[Any, ...]) -> MemoryRecord:
+        scope, key, version, artifact_id, deleted, exec_id, call_id, created_at = row
+        return MemoryRecord(scope, key, version, artifact_id, bool(deleted), exec_id, call_id,
+                            created_at)
+
+    def put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
+        with self._tx() as conn:
+            if record.call_id is not None:
+                done = conn.execute(
+                    f"SELECT {_MEM_COLS} FROM memory WHERE scope = ? AND key = ? AND exec_id = ? "
+                    "AND call_id = ? ORDER BY version LIMIT 1",
+                    (record.scope, record.key, record.exec_id, record.call_id),
+                ).fetchone()
+                if done is not None:
+                    return self._mem(done)
+            latest = conn.execute(
+                "SELECT MAX(version) FROM memory WHERE scope = ? AND key = ?",
+                (record.scope, record.key),
+            ).fetchone()[0]
+            stored = dataclasses.replace(record, version=(latest or 0) + 1)
+            if artifact is not None:
+                self._insert_artifacts(conn, [artifact])
+            conn.execute(
+                f"INSERT INTO memory ({_MEM_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (stored.scope, stored.key, stored.version, stored.artifact_id, int(stored.deleted),
+                 stored.exec_id, stored.call_id, stored.created_at),
+            )
+        return stored
+
+    def get_memory(self, scope: str, key: str, version: int | None = None) -> MemoryRecord | None:
+        if version is None:
+            rows = self._query(
+                f"SELECT {_MEM_COLS} FROM memory WHERE scope = ? AND key = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (scope, key),
+            )
+        else:
+            rows = self._query(
+                f"SELECT {_MEM_COLS} FROM memory WHERE scope = ? AND key = ? AND version = ?",
+                (scope, key, version),
+            )
+        return self._mem(rows[0]) if rows else None
+
+    def list_memory(self, scope: str, *, include_deleted: bool = False) -> list[MemoryRecord]:
+        rows = self._query(
+            f"SELECT {_MEM_COLS} FROM memory AS m WHERE scope = ? AND version = "
+            "(SELECT MAX(version) FROM memory WHERE scope = m.scope AND key = m.key) "
+            + ("" if include_deleted else "AND deleted = 0 ") + "ORDER BY key",
+            (scope,),
+        )
+        return [self._mem(r) for r in rows]
+
+    def memory_history(self, scope: str, key: str) -> list[MemoryRecord]:
+        rows = self._query(
+            f"SELECT {_MEM_COLS} FROM memory WHERE scope = ? AND key = ? ORDER BY version",
+            (scope, key),
+        )
+        return [self._mem(r) for r in rows]
+
+    def list_memory_scopes(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT scope FROM memory ORDER BY scope")]
