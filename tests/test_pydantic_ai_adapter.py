@@ -645,6 +645,31 @@ def test_hitl_tool_outside_a_flow_is_a_context_error(client):
     assert client.executions.list() == []
 
 
+@pytest.mark.slow
+def test_run_sync_outside_a_flow_blocks_at_a_hitl_tool_and_resumes_here_once_answered(client):
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        outcome["result"] = KitaruAgent(reviewer).run_sync("Review agents")
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not [e for e in client.executions.list(status="waiting")]:
+        assert time.monotonic() < deadline, "the agent's own execution never suspended"
+        time.sleep(0.02)
+    (execution,) = client.executions.list(status="waiting")
+    assert execution.flow_name == "reviewer"
+    # The default input resumes in the background; that process can't import the agent's
+    # closure flow and hands it back, and the blocked run_sync resumes it here.
+    client.executions.input(execution.exec_id, wait="approve", value=True)
+    runner.join(60)
+    assert not runner.is_alive(), "run_sync did not return after the answer"
+    assert outcome["result"].output == "done ['facts about a', True]"
+    assert client.executions.get(execution.exec_id).status is ExecutionStatus.COMPLETED
+    assert calls == {"model": 3, "lookup": 1}  # nothing ran twice
+
+
 # -- 9. a tool result kitaru cannot store -------------------------------------------------------
 
 
@@ -735,6 +760,26 @@ def test_a_model_retry_is_recorded_and_raised_again_on_resume(client):
     handle = fussy_then_publish.replay(exec_id, at="model_request#3")
     assert handle.wait() == f"published: {FUSSY_ANSWER}"
     assert calls == {"model": 1, "publish": 1}
+
+
+@checkpoint
+def fussy_step() -> str:
+    return KitaruAgent(fussy).run_sync("find it").output
+
+
+@flow
+def fussy_in_a_step() -> str:
+    return fussy_step().load()
+
+
+def test_a_tool_call_that_raises_inside_a_checkpoint_is_a_child_event_too(client):
+    handle = fussy_in_a_step.run()
+    assert handle.wait() == FUSSY_ANSWER
+    events = _events(client.executions.get(handle.exec_id).checkpoints[0])
+    assert events["picky_tool#1"]["error"] == "ModelRetry: be more specific"
+    assert set(events["picky_tool#1"]["artifacts"]) == {"args"}
+    assert "error" not in events["picky_tool#2"]
+    assert set(events["picky_tool#2"]["artifacts"]) == {"args", "result"}
 
 
 careful = Agent(FunctionModel(scripted("model", [("save_file", {"path": "a.txt"}), "saved"])), name="careful")

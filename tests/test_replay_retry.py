@@ -16,6 +16,7 @@ from kitaru.errors import (
     FlowFailedError,
     InvalidStateError,
     KitaruDivergenceError,
+    KitaruError,
     WaitInputError,
     WaitTimeoutError,
 )
@@ -188,6 +189,34 @@ def test_retry_that_fails_again_stays_failed(client):
     assert execution.failure["call_id"] == "publish#1"
     assert calls == {"publish": 1}
     assert execution.checkpoints[2].attempts == 2
+
+
+@checkpoint
+def flaky_step() -> str:
+    raise RuntimeError("step failed")
+
+
+body_fails_first = {"on": False}
+
+
+@flow
+def body_then_step() -> str:
+    if body_fails_first["on"]:
+        raise ValueError("the flow body itself failed")
+    return flaky_step().load()
+
+
+def test_a_failure_blames_only_a_call_that_failed_in_that_run(client):
+    body_fails_first["on"] = False
+    handle = body_then_step.run()
+    with pytest.raises(FlowFailedError, match="step failed"):
+        handle.wait()
+    assert client.executions.get(handle.exec_id).failure["call_id"] == "flaky_step#1"
+    body_fails_first["on"] = True  # the retry fails in the body, before the step
+    execution = client.executions.retry(handle.exec_id, background=False)
+    assert execution.status is ExecutionStatus.FAILED
+    assert "the flow body itself failed" in execution.failure["message"]
+    assert execution.failure["call_id"] is None
 
 
 def test_retry_of_a_completed_execution_is_refused(client):
@@ -386,3 +415,24 @@ def test_replay_of_a_replay_links_to_its_own_source(client):
     second = pipeline.replay(first.exec_id, at="publish", checkpoint_overrides={"fetch": {"output": "n"}})
     assert second.wait() == "published draft(notes on agents)"  # draft#1 reused: fetch is before `at`
     assert client.executions.get(second.exec_id).original_exec_id == first.exec_id
+
+
+def test_a_resume_that_cannot_import_the_flow_leaves_the_execution_as_it_was(client):
+    def make_flow():
+        @flow
+        def local_gate() -> bool:  # defined in a function: another process cannot import it
+            return wait(name="go", schema=bool, timeout=0)
+
+        return local_gate
+
+    handle = make_flow().run()
+    deadline = time.monotonic() + 30
+    while client.executions.get(handle.exec_id).status is not ExecutionStatus.WAITING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    client.executions.input(handle.exec_id, wait="go", value=True, resume=False)
+    with pytest.raises(KitaruError, match="defined inside a function"):
+        client.executions.resume(handle.exec_id, background=False)
+    after = client.executions.get(handle.exec_id)
+    assert after.status is ExecutionStatus.WAITING and after.owner is None  # not left running
+    assert after.waits == [{"name": "go", "status": "answered", "question": None, "value": True}]

@@ -31,6 +31,7 @@ time, because a checkpoint's identity is its position among the run's calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -62,6 +63,7 @@ ToolCapture = Literal["full", "metadata", "none"]
 _TOOL_CAPTURES = ("full", "metadata", "none")
 _HITL_KEY = "kitaru_hitl"
 MODEL_REQUEST = "model_request"
+_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -173,9 +175,11 @@ class KitaruAgent(WrapperAgent[Any, Any]):
     def _run_in_own_flow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Outside any flow, `run_sync` runs as a flow of its own (named after the agent).
 
-        The flow body is a closure over this call's arguments, so the execution can be
-        resumed in this process (a wait answered while it blocks) but not imported by
-        another one: define a `@kitaru.flow` for runs to resume from another shell.
+        The flow body is a closure over this call's arguments, so no other process can
+        import it: when the run suspends (a `hitl_tool` with no answer yet), this call
+        keeps blocking, and resumes the execution here once the wait is answered
+        (`kitaru executions input` from any shell). Define a `@kitaru.flow` for runs that
+        other processes should resume.
         """
         prompt = args[0] if args else kwargs.get("user_prompt")
 
@@ -187,7 +191,7 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         recorded_prompt = prompt if isinstance(prompt, str) else None
         handle = flow.run(recorded_prompt)
         try:
-            return handle.wait()
+            return _result_resuming_here(handle, flow.__kitaru_flow__)
         except FlowFailedError as failed:
             # Raise what the agent's own run_sync would (UsageLimitExceeded, a tool's error);
             # `kitaru executions retry` can't import this closure flow, so don't suggest it.
@@ -196,6 +200,30 @@ class KitaruAgent(WrapperAgent[Any, Any]):
                 raise
         error.add_note(f"kitaru recorded this agent run as failed execution {handle.exec_id}")
         raise error
+
+
+def _result_resuming_here(handle: Any, spec: Any) -> Any:
+    """The run's result; a suspended run is resumed in this process once its wait is answered."""
+    from kitaru_core.errors import ExecutionOwnedError
+    from kitaru_core.runtime import service
+
+    run = handle._run
+    run.join(None)
+    if run.error is not None or not run.suspended:
+        return handle.wait()
+    stack, exec_id = handle._stack, handle.exec_id
+    while True:
+        record = stack.registry.get_execution(exec_id)
+        if record.status in ("completed", "failed", "cancelled"):
+            return handle.wait()
+        answered = not any(w.status == "pending" for w in stack.registry.get_waits(exec_id))
+        if record.status == "waiting" and record.owner is None and answered:
+            # A background resume (the default of `executions input`) can't import this
+            # closure and hands the execution back; this process can, with the flow in hand.
+            with contextlib.suppress(ExecutionOwnedError):
+                service.resume_here(stack, exec_id, flow=spec)
+            continue
+        time.sleep(_POLL_SECONDS)
 
 
 # -- the run-time capability and its wrappers -------------------------------------------------
@@ -362,12 +390,19 @@ class _KitaruToolset(WrapperToolset[Any]):
 
         if scope == "checkpoint":
             started = time.perf_counter()
-            result = await live()
+            meta: dict[str, Any] = {"tool": name, **kind}
+            try:
+                result = await live()
+            except Exception as exc:  # recorded too (a ModelRetry, a tool's own error)
+                meta["latency_s"] = round(time.perf_counter() - started, 6)
+                meta["error"] = f"{type(exc).__name__}: {exc}"
+                parts = {"args": tool_args} if capture == "full" else {}
+                record_child_event("tool_call", f"{name}_tool", artifacts=parts, metadata=meta)
+                raise
+            meta["latency_s"] = round(time.perf_counter() - started, 6)
             parts = {"args": tool_args, "result": result} if capture == "full" else {}
             try:
-                record_child_event("tool_call", f"{name}_tool", artifacts=parts, metadata={
-                    "tool": name, "latency_s": round(time.perf_counter() - started, 6), **kind,
-                })
+                record_child_event("tool_call", f"{name}_tool", artifacts=parts, metadata=meta)
             except SerializationError as exc:
                 raise _unstorable(name, exc) from None
             return result

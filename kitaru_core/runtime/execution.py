@@ -136,6 +136,7 @@ class ExecutionContext:
         self.store = stack.artifact_store
         self.inline_limit = self.registry.inline_limit
         self.owner = owner
+        self.started_at = time.time()
         calls = self.registry.get_calls(self.exec_id)
         self.calls: dict[str, CallRecord] = {c.call_id: c for c in calls}
         self.completed_by_seq: dict[int, str] = {
@@ -711,7 +712,9 @@ def run_flow_body(
 
 
 def _failed_call(ctx: ExecutionContext) -> str | None:
-    failed = [c for c in ctx.calls.values() if c.status == CallStatus.FAILED.value]
+    """The call whose failure failed this run, if a call failed (not one of an earlier run)."""
+    failed = [c for c in ctx.calls.values()
+              if c.status == CallStatus.FAILED.value and (c.ended_at or 0) >= ctx.started_at]
     return max(failed, key=lambda c: c.ended_at or 0).call_id if failed else None
 
 

@@ -195,10 +195,20 @@ def resume_here(
     A `KitaruDivergenceError` (the code no longer matches the record) is raised
     after it is recorded: the caller must change the code, not wait for a result.
     """
+    before = stack.registry.get_execution(exec_id)
     record = claim(stack, exec_id, mode=mode)
     stack = stack_for_record(record, stack)
-    flow = flow or load_flow(record.flow_ref)
-    args, kwargs = load_inputs(record, stack)
+    try:
+        flow = flow or load_flow(record.flow_ref)
+        args, kwargs = load_inputs(record, stack)
+    except BaseException:
+        # Nothing ran: hand the execution back as it was, so that a resume from where its
+        # code can be imported (or after the fix) still finds it waiting or failed.
+        stack.registry.update_execution(record.exec_id, {
+            "status": before.status, "owner": None, "lease_expires": None,
+            "failure": before.failure, "ended_at": before.ended_at,
+        }, owner=record.owner)
+        raise
     try:
         run_flow_body(record, stack, flow, record.owner or self_owner(), args, kwargs)
     except FlowSuspended:
