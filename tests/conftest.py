@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,3 +129,12 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return CliResult(code if isinstance(code, int) else (0 if code is None else 1), out, err)
 
     return invoke
+
+
+def until_suspended(handle: Any) -> None:
+    """Block until a run's wait (timeout=0) has suspended it; fail if it ended instead."""
+    deadline = time.monotonic() + 30
+    while (status := handle.status).value != "waiting":
+        assert time.monotonic() < deadline, f"{handle.exec_id} never suspended"
+        assert not status.is_finished, handle.wait()
+        time.sleep(0.005)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 
 import pytest
+from conftest import until_suspended
 from pydantic import BaseModel
 
 import kitaru
@@ -78,12 +78,6 @@ def two_gates() -> list:
     return [first, second]
 
 
-def _until_suspended(handle: kitaru.FlowHandle) -> None:
-    """Block until the run's wait(timeout=0) has suspended it."""
-    deadline = time.monotonic() + 30
-    while handle.status is not ExecutionStatus.WAITING:
-        assert time.monotonic() < deadline, f"{handle.exec_id} never suspended"
-        time.sleep(0.01)
 
 
 # -- ExecutionStatus -------------------------------------------------------------------------
@@ -212,7 +206,7 @@ def test_empty_registry():
 
 def test_bool_wait_suspends_then_input_and_resume_in_process(client):
     handle = bool_review.run("launch")
-    _until_suspended(handle)
+    until_suspended(handle)
 
     e = client.executions.get(handle.exec_id)
     assert e.status is ExecutionStatus.WAITING and not e.status.is_finished
@@ -242,7 +236,7 @@ def test_bool_wait_suspends_then_input_and_resume_in_process(client):
 
 def test_wrong_type_input_is_refused_and_the_wait_stays_pending(client):
     handle = bool_review.run("x")
-    _until_suspended(handle)
+    until_suspended(handle)
     for bad in ("maybe", {"approved": True}, [1]):
         with pytest.raises(WaitInputError, match=r"does not match its schema bool.*still pending"):
             client.executions.input(handle.exec_id, wait="approve", value=bad, resume=False)
@@ -260,7 +254,7 @@ def test_wrong_type_input_is_refused_and_the_wait_stays_pending(client):
 
 def test_pydantic_model_wait(client):
     handle = model_review.run("models")
-    _until_suspended(handle)
+    until_suspended(handle)
     pending = client.executions.pending_waits(handle.exec_id)[0]
     assert pending.schema["ref"] == f"{__name__}:Approval"
     assert set(pending.schema["json_schema"]["properties"]) == {"approved", "reviewer", "comment"}
@@ -280,7 +274,7 @@ def test_pydantic_model_wait(client):
 
 def test_repeated_waits_are_numbered_and_resume_twice(client):
     handle = two_gates.run()
-    _until_suspended(handle)
+    until_suspended(handle)
     assert client.executions.get(handle.exec_id).pending_wait.schema == {"kind": "none"}
     client.executions.input(handle.exec_id, wait="gate", value=None, resume=False)
     assert client.executions.resume(handle.exec_id, background=False).status is ExecutionStatus.WAITING
@@ -294,7 +288,7 @@ def test_repeated_waits_are_numbered_and_resume_twice(client):
 
 def test_resume_without_an_answer_suspends_again(client):
     handle = bool_review.run("x")
-    _until_suspended(handle)
+    until_suspended(handle)
     again = client.executions.resume(handle.exec_id, background=False)
     assert again.status is ExecutionStatus.WAITING
     assert again.pending_wait.name == "approve"

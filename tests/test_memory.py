@@ -4,10 +4,10 @@ writes in a flow body are recorded, so resumes and replays see what the original
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
+from conftest import until_suspended
 from kitaru_local.configs import SqliteRegistryConfig
 from kitaru_local.sqlite_registry import SqliteRegistry
 
@@ -29,11 +29,6 @@ def no_default_scope():
     kitaru.memory.configure(None)
 
 
-def _until_suspended(handle: kitaru.FlowHandle) -> None:
-    deadline = time.monotonic() + 30
-    while handle.status is not ExecutionStatus.WAITING:
-        assert time.monotonic() < deadline, f"{handle.exec_id} never suspended"
-        time.sleep(0.01)
 
 
 # -- versions, history and deletes ----------------------------------------------------------
@@ -265,7 +260,7 @@ def greet_then_wait() -> str:
 def test_a_resume_sees_the_original_read_and_does_not_write_again(client):
     kitaru.memory.set("name", "ada", scope="people")
     handle = greet_then_wait.run()
-    _until_suspended(handle)
+    until_suspended(handle)
     kitaru.memory.set("name", "grace", scope="people")
 
     client.executions.input(handle.exec_id, wait="go", resume=False)

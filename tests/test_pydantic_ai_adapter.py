@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import until_suspended
 from pydantic import BaseModel
 from pydantic_ai import Agent, DeferredToolRequests, ModelRetry, RunContext, Tool
 from pydantic_ai.agent import AgentRunResult
@@ -221,13 +222,6 @@ def failed_run(handle: kitaru.FlowHandle, match: str) -> str:
     return handle.exec_id
 
 
-def until_waiting(handle: kitaru.FlowHandle) -> None:
-    """Block until the run has suspended at a wait."""
-    deadline = time.monotonic() + 30
-    while handle.status is not ExecutionStatus.WAITING:
-        assert time.monotonic() < deadline, f"{handle.exec_id} never suspended"
-        assert not handle.status.is_finished, handle.wait()
-        time.sleep(0.005)
 
 
 # -- 1. granular: every model request and tool call is a checkpoint ---------------------------
@@ -563,7 +557,7 @@ def review(topic: str) -> str:
 
 def test_hitl_tool_suspends_and_continues_at_the_same_point(client):
     handle = review.run("agents")
-    until_waiting(handle)
+    until_suspended(handle)
     assert calls == {"model": 2, "lookup": 1}
     execution = client.executions.get(handle.exec_id)
     assert execution.status is ExecutionStatus.WAITING
@@ -591,7 +585,7 @@ def test_hitl_tool_suspends_and_continues_at_the_same_point(client):
 def test_hitl_tool_asks_the_models_question(client):
     flags["model"] = [("ask_human", {"question": "Which region?"}), "done"]
     handle = review.run("agents")
-    until_waiting(handle)
+    until_suspended(handle)
     pending = client.executions.get(handle.exec_id).pending_wait
     assert (pending.name, pending.question) == ("ask_human", "Which region?")
     client.executions.input(handle.exec_id, wait="ask_human", value="eu", resume=False)

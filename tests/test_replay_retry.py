@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import pytest
+from conftest import until_suspended
 
 import kitaru
 from kitaru import checkpoint, flow, wait
@@ -295,17 +295,11 @@ def needs_approval(topic: str) -> str:
     return notes.load() if ok else "rejected"
 
 
-def _until_suspended(handle: kitaru.FlowHandle) -> None:
-    """Block until the run's wait(timeout=0) has suspended it (its thread has ended)."""
-    deadline = time.monotonic() + 30
-    while handle.status is not ExecutionStatus.WAITING:
-        assert time.monotonic() < deadline, f"{handle.exec_id} never suspended"
-        time.sleep(0.01)
 
 
 def test_cancel_a_waiting_execution(client):
     handle = needs_approval.run("x")
-    _until_suspended(handle)
+    until_suspended(handle)
     with pytest.raises(WaitTimeoutError, match="waiting for input"):
         handle.wait(timeout=0.01)
     execution = client.executions.cancel(handle.exec_id)
@@ -329,7 +323,7 @@ def test_cancel_a_waiting_execution(client):
 
 def test_waiting_execution_continues_after_input(client):
     handle = needs_approval.run("x")
-    _until_suspended(handle)
+    until_suspended(handle)
     client.executions.input(handle.exec_id, wait="approve", value=True, resume=False)
     execution = client.executions.resume(handle.exec_id, background=False)
     assert execution.status is ExecutionStatus.COMPLETED
@@ -380,7 +374,7 @@ def approve_then_publish(topic: str) -> str:
 
 def _approved_run(client) -> str:
     handle = approve_then_publish.run("t")
-    _until_suspended(handle)
+    until_suspended(handle)
     client.executions.input(handle.exec_id, wait="approve", value=True, resume=False)
     assert client.executions.resume(handle.exec_id, background=False).status is ExecutionStatus.COMPLETED
     assert handle.wait() == "published notes on t"
@@ -400,7 +394,7 @@ def test_replay_after_a_wait_reuses_its_answer(client):
 def test_replay_at_a_wait_asks_again(client):
     original = _approved_run(client)
     handle = approve_then_publish.replay(original, at="approve")
-    _until_suspended(handle)
+    until_suspended(handle)
     assert [w.name for w in client.executions.pending_waits(handle.exec_id)] == ["approve"]
     client.executions.input(handle.exec_id, wait="approve", value=False, resume=False)
     assert client.executions.resume(handle.exec_id, background=False).status is ExecutionStatus.COMPLETED
@@ -426,10 +420,7 @@ def test_a_resume_that_cannot_import_the_flow_leaves_the_execution_as_it_was(cli
         return local_gate
 
     handle = make_flow().run()
-    deadline = time.monotonic() + 30
-    while client.executions.get(handle.exec_id).status is not ExecutionStatus.WAITING:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    until_suspended(handle)
     client.executions.input(handle.exec_id, wait="go", value=True, resume=False)
     with pytest.raises(KitaruError, match="defined inside a function"):
         client.executions.resume(handle.exec_id, background=False)

@@ -226,14 +226,9 @@ class ExecutionContext:
         concurrent: bool = False,
     ) -> OutputHandle:
         """One checkpoint call from the flow body: replayed from the record or run live."""
-        self.check_cancelled()
-        seq, cid = self.next_step(spec.name, call_id)
-        recorded = self.calls.get(cid)
-        if recorded is not None and recorded.status == _COMPLETED:
-            return self._recorded_handle(recorded)
-        reused = self._reuse_from_replay(spec, seq, cid)
-        if reused is not None:
-            return reused
+        seq, cid, recorded, answered = self._identify(spec, call_id)
+        if answered is not None:
+            return answered
         attempts_before = recorded.attempts if recorded is not None else 0
         if concurrent:
             executor = self._pool()
@@ -244,6 +239,18 @@ class ExecutionContext:
             self._futures.append(future)
             return OutputHandle(cid, spec.name, future=future)
         return self._run_live(spec, seq, cid, args, kwargs, attempts_before, recorded)
+
+    def _identify(
+        self, spec: CheckpointSpec, call_id: str | None
+    ) -> tuple[int, str, CallRecord | None, OutputHandle | None]:
+        """Give a call its position and id; (seq, id, its record if any, the handle that
+        answers it from the record or the replay plan, else None: it must run)."""
+        self.check_cancelled()
+        seq, cid = self.next_step(spec.name, call_id)
+        recorded = self.calls.get(cid)
+        if recorded is not None and recorded.status == _COMPLETED:
+            return seq, cid, recorded, self._recorded_handle(recorded)
+        return seq, cid, recorded, self._reuse_from_replay(spec, seq, cid)
 
     def _recorded_handle(self, call: CallRecord) -> OutputHandle:
         if not call.output_artifact:
@@ -348,14 +355,9 @@ class ExecutionContext:
         records as `call`, without handing the body to another thread. The body takes
         no arguments (so no input artifacts); it saves and logs what it should store.
         """
-        self.check_cancelled()
-        seq, cid = self.next_step(spec.name, None)
-        recorded = self.calls.get(cid)
-        if recorded is not None and recorded.status == _COMPLETED:
-            return self._recorded_handle(recorded)
-        reused = self._reuse_from_replay(spec, seq, cid)
-        if reused is not None:
-            return reused
+        seq, cid, recorded, answered = self._identify(spec, None)
+        if answered is not None:
+            return answered
         call = CallRecord(
             exec_id=self.exec_id, call_id=cid, name=spec.name, seq=seq, status=_RUNNING,
             type=spec.type, attempts=recorded.attempts if recorded is not None else 0,
