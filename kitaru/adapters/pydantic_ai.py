@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -153,18 +155,24 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         return await super().run(*args, **kwargs)
 
     def _run_on_own_loop(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """`run_sync` on an event loop of its own, shut down (tasks cancelled, closed) at the end.
+        """`run_sync` on an event loop that is shut down when this run of the flow ends.
 
         kitaru runs a flow body on a new thread for each run, resume and retry, and
         Pydantic AI's `run_sync` leaves a loop behind on each thread it runs on: what the
-        run opened on that loop (an MCP server's stdio session) stays bound to a thread
-        that has ended, and the next run or resume of the agent fails to connect.
+        run opened on that loop (an MCP server's stdio session) would stay bound to a
+        thread that has ended, and the next run or resume of the agent fail to connect.
+        So the runs of one flow body share a loop of their own (a new loop per run costs
+        ~0.25 ms), closed (tasks cancelled) when the body's run ends.
         """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             _check_no_nested_sync_run()
-            return asyncio.run(super().run(*args, **{"infer_name": False, **kwargs}))
+            coro = super().run(*args, **{"infer_name": False, **kwargs})
+            execution = current_execution.get()
+            if execution is None:  # an isolated worker: no run of a flow body to end the loop
+                return asyncio.run(coro)
+            return _flow_run_loop(execution).run_until_complete(coro)
         return super().run_sync(*args, **kwargs)  # Pydantic AI's own error: a sync run in async code
 
     def _whole_run_checkpoint(self, run: Callable[[], Any]) -> Any:
@@ -433,6 +441,35 @@ async def _checkpoint_call(name: str, type_: str, body: Callable[[], Any]) -> An
     execution = current_execution.get()
     assert execution is not None  # where() == "flow"
     return await execution.acall(CheckpointSpec(fn=body, name=name, type=type_), body)
+
+
+_thread_loops = threading.local()
+
+
+def _flow_run_loop(execution: Any) -> asyncio.AbstractEventLoop:
+    """This thread's loop for agent runs, closed when `execution`'s run of the body ends."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _thread_loops.loop = loop
+        execution.at_end(functools.partial(_shut_down, loop))
+    return loop
+
+
+def _shut_down(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on `loop`, let it unwind, and close it (as `asyncio.run` does)."""
+    if loop.is_closed() or loop.is_running():
+        return
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 def _check_no_nested_sync_run() -> None:

@@ -152,6 +152,7 @@ class ExecutionContext:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._futures: list[Future[OutputHandle]] = []
+        self._end_callbacks: list[Callable[[], None]] = []
         self._captures: list[capture.Capture] = []
         self.cancelled = False
         self.lost_lease = False
@@ -525,6 +526,20 @@ class ExecutionContext:
             self._wait_counts.clear()
             self._used_ids.clear()
 
+    # -- end of this run of the body --------------------------------------------
+    def at_end(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this run of the flow body is over (ended, suspended or
+        failed): for resources an adapter keeps for the run, such as an event loop."""
+        with self._lock:
+            self._end_callbacks.append(callback)
+
+    def run_end_callbacks(self) -> None:
+        with self._lock:
+            callbacks, self._end_callbacks = self._end_callbacks, []
+        for callback in callbacks:
+            with contextlib.suppress(Exception):
+                callback()
+
     # -- flow-level metadata --------------------------------------------------
     def log(self, values: dict[str, Any]) -> None:
         now = time.time()
@@ -711,6 +726,7 @@ def run_flow_body(
         current_execution.reset(token)
         if ctx._executor is not None:
             ctx._executor.shutdown(wait=False, cancel_futures=True)
+        ctx.run_end_callbacks()
 
 
 def _failed_call(ctx: ExecutionContext) -> str | None:
