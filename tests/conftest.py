@@ -57,9 +57,21 @@ else:
     sys.meta_path.insert(0, _NoModelRequests())
 
 
+#: Provider credentials a developer's shell may hold: removed for every test, so that a real
+#: provider model fails at construction ("set OPENAI_API_KEY") in subprocesses too, where the
+#: ALLOW_MODEL_REQUESTS switch above does not reach.
+PROVIDER_KEYS = (
+    "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GROQ_API_KEY",
+    "MISTRAL_API_KEY", "CO_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY", "XAI_API_KEY",
+    "AWS_BEARER_TOKEN_BEDROCK", "HF_TOKEN", "AZURE_OPENAI_API_KEY",
+)
+
+
 @pytest.fixture(autouse=True)
 def no_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with real model requests refused (a test may have allowed them)."""
+    for key in PROVIDER_KEYS:
+        monkeypatch.delenv(key, raising=False)
     models = sys.modules.get("pydantic_ai.models")
     if models is not None:
         monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", False)
