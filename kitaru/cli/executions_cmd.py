@@ -110,10 +110,11 @@ def get(exec_id: str = typer.Argument(..., help="Execution id (or a unique prefi
             outp = c.output
             art = f"{outp.type_name} ({outp.size} B) {outp.artifact_id[:12]}" if outp else ""
             event_parts = tuple(f"{event_id}." for event_id in c.events)  # shown as events below
-            rows.append([c.call_id, c.status, c.attempts, duration(c.duration_s), art,
-                         ", ".join(a.name for a in c.artifacts if a.direction == "saved"
-                                   and not a.name.startswith(event_parts))])
-        table(["call", "status", "attempts", "duration", "output", "saved"], rows,
+            saved = [a.name for a in c.artifacts
+                     if a.direction == "saved" and not a.name.startswith(event_parts)]
+            rows.append([c.call_id, c.type or "", c.status, c.attempts, duration(c.duration_s), art,
+                         ", ".join(dict.fromkeys(saved))])  # a name saved by each attempt: once
+        table(["call", "type", "status", "attempts", "duration", "output", "saved"], rows,
               title="checkpoint calls")
         _print_events(e.checkpoints)
     if e.pending_wait:
