@@ -27,11 +27,12 @@ Pydantic AI is imported when `llm()` is first called, not with `kitaru`.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kitaru_core.errors import ConfigError, InvalidPromptError, ModelUnavailableError, UnknownModelError
@@ -71,13 +72,22 @@ def llm(
     messages = chat_messages(prompt)
     settings = _model_settings(temperature, max_tokens)
     target, alias = models.resolve_with_alias(model)
-    built = _build_model(target)  # before any record: unknown names, missing SDKs and keys fail here
-    described = {"model": _label(target, built), **({"alias": alias} if alias else {})}
     recorded = ([{"role": "system", "content": system}] if system else []) + messages
     call_name = name or LLM_CALL
     scope = where()
+    if scope == "flow" and isinstance(target, str):
+        # An unknown provider or a missing SDK fails here, before anything is recorded. The
+        # model itself (which reads the API key) is built in the call: a resume or replay
+        # that finds the call recorded needs no credentials.
+        _check_model_string(target)
+        described = {"model": target, **({"alias": alias} if alias else {})}
+        return _as_checkpoint(call_name, functools.partial(_build_model, target), messages,
+                              system, settings, recorded, described)
+    built = _build_model(target)  # before any record: unknown names, missing SDKs and keys fail here
+    described = {"model": _label(target, built), **({"alias": alias} if alias else {})}
     if scope == "flow":
-        return _as_checkpoint(call_name, built, messages, system, settings, recorded, described)
+        return _as_checkpoint(call_name, lambda: built, messages, system, settings, recorded,
+                              described)
     text, usage = _request(built, messages, system, settings)
     if scope == "checkpoint":
         from kitaru_core.runtime.events import record_child_event
@@ -126,7 +136,7 @@ def chat_messages(prompt: Any) -> list[dict[str, str]]:
 
 def _as_checkpoint(
     call_name: str,
-    model: Model,
+    model: Callable[[], Model],
     messages: list[dict[str, str]],
     system: str | None,
     settings: ModelSettings | None,
@@ -139,7 +149,7 @@ def _as_checkpoint(
 
     def llm_call() -> str:
         save("prompt", recorded)
-        text, usage = _request(model, messages, system, settings)
+        text, usage = _request(model(), messages, system, settings)
         log(llm_usage=usage, **described)
         return text
 
@@ -229,6 +239,29 @@ def _build_model(target: Any) -> Model:
             f"model {target!r} cannot be used yet: {how}. kitaru passes provider credentials "
             "through from the environment and never records them"
         ) from None
+
+
+def _check_model_string(target: str) -> None:
+    """Fail now, without credentials, if `target` names no provider Pydantic AI knows or one
+    whose client package is missing (building the model, later, also checks the API key)."""
+    if target == "test":
+        return
+    provider = target.partition(":")[0]
+    try:
+        from pydantic_ai.providers import infer_provider_class
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            'kitaru.llm needs Pydantic AI: pip install "kitaru[pydantic-ai]"'
+        ) from exc
+    if ":" not in target:
+        _build_model(target)  # raises the unknown-model error with its explanation
+        return
+    try:
+        infer_provider_class(provider)
+    except ValueError:
+        _build_model(target)  # raises UnknownModelError naming the provider prefix
+    except ImportError:
+        _build_model(target)  # raises ModelUnavailableError with the pip line
 
 
 def _label(target: Any, model: Model) -> str:

@@ -305,7 +305,7 @@ def test_alias_names_are_checked(alias):
         model_aliases.register(alias, "openai:gpt-5-mini")
 
 
-# -- provider setup problems fail before anything is recorded -------------------------------------
+# -- provider setup problems -----------------------------------------------------------------------
 
 
 @flow
@@ -313,15 +313,48 @@ def ask_openai() -> str:
     return llm("hi", model="openai:gpt-5-mini")
 
 
-def test_a_missing_api_key_names_the_variable_before_anything_is_recorded(client, monkeypatch):
+def test_a_missing_api_key_names_the_variable(client, monkeypatch):
     pytest.importorskip("openai")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ModelUnavailableError, match="set the OPENAI_API_KEY environment variable"):
-        llm("hi", model="openai:gpt-5-mini")
+        llm("hi", model="openai:gpt-5-mini")  # outside a flow: before anything else
+    # In a flow the model is built in the call (so that a recorded call needs no key): the
+    # call fails, recorded with the same message, and a retry with the key set runs it.
     handle = ask_openai.run()
-    with pytest.raises(FlowFailedError, match="OPENAI_API_KEY"):
+    with pytest.raises(FlowFailedError, match="set the OPENAI_API_KEY environment variable"):
         handle.wait()
-    assert client.executions.get(handle.exec_id).checkpoints == []
+    (call,) = client.executions.get(handle.exec_id).checkpoints
+    assert (call.call_id, call.type, call.status) == ("llm_call#1", "llm_call", "failed")
+
+
+@flow
+def ask_twice_then_fail(fail: bool) -> str:
+    first = llm("one", model="openai:gpt-5-mini")
+    second = llm("two", model="openai:gpt-5-mini")
+    if fail:
+        raise RuntimeError("after the model calls")
+    return f"{first} | {second}"
+
+
+def test_a_recorded_call_needs_no_credentials_on_retry_or_replay(client, monkeypatch):
+    pytest.importorskip("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-kitaru-test-not-a-real-key")
+    import pydantic_ai.models.openai as openai_models
+
+    async def answer(self, messages, model_settings, params):  # a recorded answer, no network
+        return ModelResponse(parts=[TextPart(f"answer {len(messages)}")], model_name="gpt-5-mini")
+
+    monkeypatch.setattr(openai_models.OpenAIResponsesModel, "request", answer)
+    handle = ask_twice_then_fail.run(True)
+    with pytest.raises(FlowFailedError, match="after the model calls"):
+        handle.wait()
+
+    monkeypatch.delenv("OPENAI_API_KEY")  # another machine, without the key
+    monkeypatch.setattr(openai_models.OpenAIResponsesModel, "request", None)  # and no model
+    replayed = ask_twice_then_fail.replay(handle.exec_id, at="llm_call#2",
+                                          checkpoint_overrides={"llm_call#2": {"output": "fixed"}},
+                                          flow_overrides={"fail": False})
+    assert replayed.wait() == "answer 1 | fixed"
 
 
 def test_a_missing_provider_package_says_what_to_install():
