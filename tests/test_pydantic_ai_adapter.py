@@ -1091,3 +1091,50 @@ def test_a_tool_can_log_metadata_on_its_own_checkpoint(client):
     call = client.executions.get(handle.exec_id).checkpoints[1]
     assert call.call_id == "measure_tool#1"
     assert (call.metadata["units"], call.metadata["raw"]) == ("cm", 3)
+
+
+# -- overlapping runs in one flow body ------------------------------------------------------------
+
+
+@flow
+def two_runs_at_once() -> list[str]:
+    async def both() -> list[str]:
+        return list(await asyncio.gather(_via_run(durable(), "one"), _via_run(durable(), "two")))
+
+    return asyncio.run(both())
+
+
+def test_overlapping_agent_runs_in_one_flow_body_are_refused(client):
+    handle = two_runs_at_once.run()
+    with pytest.raises(FlowFailedError, match="another KitaruAgent run is already in progress") as info:
+        handle.wait()
+    assert isinstance(info.value.__cause__, ContextError)
+
+
+helper_agent = Agent(FunctionModel(scripted("helper_model", ["helped"])), name="helper")
+delegating = Agent(FunctionModel(scripted("model", [("ask_helper", {"q": "x"}), "done"])),
+                   name="delegating")
+
+
+@delegating.tool_plain
+async def ask_helper(q: str) -> str:
+    """Ask the helper agent (a nested run, not a parallel one)."""
+    return (await KitaruAgent(helper_agent).run(q)).output
+
+
+@flow
+def delegate() -> str:
+    capture = CapturePolicy(tool_capture_overrides={"ask_helper": "none"})
+    return KitaruAgent(delegating, capture=capture).run_sync("go").output
+
+
+def test_a_run_nested_in_an_unrecorded_tool_is_allowed_and_recorded_in_order(client):
+    handle = delegate.run()
+    assert handle.wait() == "done ['helped []']"
+    # The outer request, the helper's request made from inside the tool, the outer answer.
+    assert [c.call_id for c in client.executions.get(handle.exec_id).checkpoints] == [
+        "model_request#1", "model_request#2", "model_request#3",
+    ]
+    calls.clear()  # a replay of the last request reuses both earlier ones, the helper's included
+    assert delegate.replay(handle.exec_id, at="model_request#3").wait() == "done ['helped []']"
+    assert calls == {"model": 1}

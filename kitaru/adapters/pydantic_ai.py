@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -133,7 +135,7 @@ class KitaruAgent(WrapperAgent[Any, Any]):
     async def iter(self, *args: Any, capabilities: Sequence[Any] | None = None,
                    **kwargs: Any) -> AsyncIterator[Any]:
         caps = [_KitaruCapability(self), *(capabilities or [])]
-        with self.parallel_tool_call_execution_mode("sequential"):
+        with _one_run_at_a_time(), self.parallel_tool_call_execution_mode("sequential"):
             async with super().iter(*args, capabilities=caps, **kwargs) as run:
                 yield run
 
@@ -232,6 +234,45 @@ def _result_resuming_here(handle: Any, spec: Any) -> Any:
                 service.resume_here(stack, exec_id, flow=spec)
             continue
         time.sleep(_POLL_SECONDS)
+
+
+# -- one granular run at a time per flow body ----------------------------------------------------
+
+_active_runs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_active_runs_lock = threading.Lock()
+_in_unrecorded_tool: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "kitaru_in_unrecorded_tool", default=False
+)
+
+
+@contextlib.contextmanager
+def _one_run_at_a_time() -> Any:
+    """Refuse a flow-body agent run that overlaps another one of the same execution.
+
+    Calls are identified by their position (`model_request#3`), so two runs that overlap
+    (`asyncio.gather`, threads) would interleave their calls in a different order on a
+    resume, and one run would be handed the other's recorded responses. A run started from
+    a tool of another run (delegation) is nested, not concurrent, and is allowed.
+    """
+    execution = current_execution.get() if where() == "flow" else None
+    if execution is None:
+        yield
+        return
+    with _active_runs_lock:
+        if _active_runs.get(execution, 0) and not _in_unrecorded_tool.get():
+            raise ContextError(
+                f"another KitaruAgent run is already in progress in the flow body of execution "
+                f"{execution.exec_id}; kitaru identifies model requests and tool calls by their "
+                "order, so overlapping runs (asyncio.gather, threads) would be numbered "
+                "differently on a resume. Run them one after the other, or give each its own "
+                "@kitaru.checkpoint (its calls then become child events), e.g. with .submit()"
+            )
+        _active_runs[execution] = _active_runs.get(execution, 0) + 1
+    try:
+        yield
+    finally:
+        with _active_runs_lock:
+            _active_runs[execution] -= 1
 
 
 # -- the run-time capability and its wrappers -------------------------------------------------
@@ -389,7 +430,11 @@ class _KitaruToolset(WrapperToolset[Any]):
         capture = self._agent.capture.for_tool(name)
         hitl = bool((tool.tool_def.metadata or {}).get(_HITL_KEY))
         if scope is None or hitl or capture == "none":
-            return await super().call_tool(name, tool_args, ctx, tool)
+            token = _in_unrecorded_tool.set(True)  # an agent run it starts is nested, not parallel
+            try:
+                return await super().call_tool(name, tool_args, ctx, tool)
+            finally:
+                _in_unrecorded_tool.reset(token)
         wrapped = self.wrapped
         kind = {"mcp_server": _mcp_server(tool)} if _mcp_server(tool) else {}
 
