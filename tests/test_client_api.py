@@ -237,7 +237,8 @@ def test_bool_wait_suspends_then_input_and_resume_in_process(client):
 def test_wrong_type_input_is_refused_and_the_wait_stays_pending(client):
     handle = bool_review.run("x")
     until_suspended(handle)
-    for bad in ("maybe", {"approved": True}, [1]):
+    # Strict, as JSON: strings pydantic would leniently read as a bool are refused too.
+    for bad in ("maybe", "yes", "true", 1, {"approved": True}, [1]):
         with pytest.raises(WaitInputError, match=r"does not match its schema bool.*still pending"):
             client.executions.input(handle.exec_id, wait="approve", value=bad, resume=False)
     assert [w.name for w in client.executions.pending_waits(handle.exec_id)] == ["approve"]

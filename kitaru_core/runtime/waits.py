@@ -116,7 +116,7 @@ def validate_input(wait: WaitRecord, value: Any) -> Any:
     if schema_type is not None and schema_type is not _UNIMPORTABLE:
         adapter = TypeAdapter(schema_type)
         try:
-            return adapter.dump_python(adapter.validate_python(value), mode="json")
+            return adapter.dump_python(_validate(adapter, value), mode="json")
         except ValidationError as exc:
             raise WaitInputError(
                 f"input for {where} does not match its schema {desc.get('repr')}: "
@@ -133,6 +133,21 @@ def validate_input(wait: WaitRecord, value: Any) -> Any:
             f"{exc.message}; the wait is still pending, send a corrected value"
         ) from None
     return value
+
+
+def _validate(adapter: Any, value: Any) -> Any:
+    """Validate an input strictly, as JSON: `"yes"` is not a bool, `"3"` is not an int.
+
+    A person answers a typed question; a lenient coercion would turn a slip into a
+    decision. JSON-strict still reads what JSON cannot express natively (a datetime, a
+    UUID, an enum from its string). A Python object JSON cannot hold (a model instance
+    given through the client) is validated as Python.
+    """
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        return adapter.validate_python(value)
+    return adapter.validate_json(text, strict=True)
 
 
 _UNIMPORTABLE = object()
