@@ -111,3 +111,20 @@ def test_compliance_review_is_approved_or_rejected_from_another_process(tmp_path
     )
     expected = "Draft review of {'id': 'C-true'}" if answer == "true" else "rejected"
     assert output.stdout.startswith(expected), output.stderr
+
+
+def test_publish_with_approval_waits_at_the_hitl_tool_and_continues_with_the_answer(client):
+    example = _example("agents", "publish_with_approval")
+    handle = example.publish.run("durable agents")
+    deadline = time.monotonic() + 30
+    while (pending := client.executions.get(handle.exec_id).pending_wait) is None:
+        assert time.monotonic() < deadline, "the agent never reached its hitl tool"
+        time.sleep(0.02)
+    assert (pending.name, pending.question) == ("approve_publish", "Publish this brief?")
+    assert pending.metadata["args"] == {"summary": "Durable agents keep their work across crashes."}
+    # Answered while the run still polls for it (within the tool's timeout): it goes on at once.
+    client.executions.input(handle.exec_id, wait="approve_publish", value=True, resume=False)
+    assert handle.wait(timeout=30) == "published"
+    done = client.executions.get(handle.exec_id)
+    assert [c.call_id for c in done.checkpoints] == ["model_request#1", "model_request#2"]
+    assert done.waits[0]["value"] is True
