@@ -15,11 +15,9 @@ from typing import Any, TypeVar
 
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 
-from .usage import USAGE_KEY
-
 T = TypeVar("T")
 
-__all__ = ["USAGE_KEY", "dump_messages", "dump_response", "load_response", "run_sync", "usage_of"]
+__all__ = ["dump_messages", "dump_response", "load_response", "run_sync", "usage_of"]
 
 
 def dump_response(response: ModelResponse) -> dict[str, Any]:

@@ -12,20 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kitaru_core.runtime.events import child_events
+
 USAGE_KEY = "llm_usage"
-EVENT_PREFIX = "event:"  # kitaru_core.runtime.events.EVENT_PREFIX
 
 
 def usages_in(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     """The usage dicts in one call's (or execution's) metadata, child events included."""
-    found = []
-    for key, value in metadata.items():
-        if key == USAGE_KEY and isinstance(value, dict):
-            found.append(value)
-        elif key.startswith(EVENT_PREFIX) and isinstance(value, dict):
-            usage = value.get("usage")
-            if isinstance(usage, dict):
-                found.append(usage)
+    own = metadata.get(USAGE_KEY)
+    found = [own] if isinstance(own, dict) else []
+    found += [e["usage"] for e in child_events(metadata).values() if isinstance(e.get("usage"), dict)]
     return found
 
 
