@@ -242,16 +242,33 @@ class ExecutionContext:
         return self._run_live(spec, seq, cid, args, kwargs, attempts_before, recorded)
 
     def _identify(
-        self, spec: CheckpointSpec, call_id: str | None
+        self, spec: CheckpointSpec, call_id: str | None, step: tuple[int, str] | None = None
     ) -> tuple[int, str, CallRecord | None, OutputHandle | None]:
-        """Give a call its position and id; (seq, id, its record if any, the handle that
-        answers it from the record or the replay plan, else None: it must run)."""
+        """Give a call its position and id (or take a reserved `step`); (seq, id, its record
+        if any, the handle that answers it from the record or the replay plan, else None)."""
         self.check_cancelled()
-        seq, cid = self.next_step(spec.name, call_id)
+        seq, cid = step if step is not None else self.next_step(spec.name, call_id)
+        recorded, answered = self._answer(spec, seq, cid)
+        return seq, cid, recorded, answered
+
+    def _answer(
+        self, spec: CheckpointSpec, seq: int, cid: str
+    ) -> tuple[CallRecord | None, OutputHandle | None]:
         recorded = self.calls.get(cid)
         if recorded is not None and recorded.status == _COMPLETED:
-            return seq, cid, recorded, self._recorded_handle(recorded)
-        return seq, cid, recorded, self._reuse_from_replay(spec, seq, cid)
+            return recorded, self._recorded_handle(recorded)
+        return recorded, self._reuse_from_replay(spec, seq, cid)
+
+    def reserve(self, names: list[str]) -> list[tuple[int, str]]:
+        """Positions and ids, in this order, for calls that will run later (perhaps concurrently,
+        in any order): pass each to `acall(step=...)`. Identity then does not depend on which
+        concurrent call starts first, only on the order of `names`."""
+        return [self.next_step(name, None) for name in names]
+
+    def answered(self, spec: CheckpointSpec, step: tuple[int, str]) -> OutputHandle | None:
+        """The recorded (or replayed) output of a reserved step, or None if it must run."""
+        self.check_cancelled()
+        return self._answer(spec, *step)[1]
 
     def _recorded_handle(self, call: CallRecord) -> OutputHandle:
         if not call.output_artifact:
@@ -349,14 +366,17 @@ class ExecutionContext:
                 return outcome
             self._sleep(outcome)  # a retry's delay
 
-    async def acall(self, spec: CheckpointSpec, make: Callable[[], Awaitable[Any]]) -> OutputHandle:
+    async def acall(
+        self, spec: CheckpointSpec, make: Callable[[], Awaitable[Any]], *, step: tuple[int, str] | None = None
+    ) -> OutputHandle:
         """A checkpoint call whose body is a coroutine, awaited on the caller's event loop.
 
         For adapters of async frameworks: the same identity, replay, retries and
         records as `call`, without handing the body to another thread. The body takes
         no arguments (so no input artifacts); it saves and logs what it should store.
+        `step` is a position and id from `reserve` (else the next one is taken now).
         """
-        seq, cid, recorded, answered = self._identify(spec, None)
+        seq, cid, recorded, answered = self._identify(spec, None, step)
         if answered is not None:
             return answered
         call = CallRecord(
