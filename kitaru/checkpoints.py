@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any, overload
 
 from kitaru_core.errors import ConfigError, ContextError
 from kitaru_core.runtime.handles import OutputHandle
 from kitaru_core.runtime.specs import RUNTIMES, CheckpointSpec
 from kitaru_core.runtime.state import current_call, current_execution
-
-from . import settings as _settings
 
 
 class Checkpoint:
@@ -38,34 +35,22 @@ class Checkpoint:
             )
         if retries is not None and (not isinstance(retries, int) or retries < 0):
             raise ConfigError(f"@checkpoint(retries={retries!r}) on {fn.__qualname__}: expected an int >= 0")
+        if cache is not None and not isinstance(cache, bool):
+            raise ConfigError(f"@checkpoint(cache={cache!r}) on {fn.__qualname__}: expected True or False")
         functools.update_wrapper(self, fn)
         self._fn = fn
-        self._explicit_retries = retries
-        self._explicit_cache = cache
         self.__kitaru_checkpoint__ = CheckpointSpec(
             fn=fn, name=name or fn.__name__, retries=retries or 0, retry_delay=retry_delay,
-            backoff=backoff, type=type, runtime=runtime, cache=bool(cache),
+            backoff=backoff, type=type, runtime=runtime, cache=cache,
         )
-        self._resolved: tuple[object, CheckpointSpec] | None = None
 
     @property
     def name(self) -> str:
         return self.__kitaru_checkpoint__.name
 
     def _spec(self) -> CheckpointSpec:
-        current = _settings.current()
-        cached = self._resolved
-        if cached is not None and cached[0] is current:
-            return cached[1]
-        spec = self.__kitaru_checkpoint__
-        changes: dict[str, Any] = {}
-        if self._explicit_retries is None and current.retries != spec.retries:
-            changes["retries"] = current.retries
-        if self._explicit_cache is None and current.cache != spec.cache:
-            changes["cache"] = current.cache
-        resolved = replace(spec, **changes) if changes else spec
-        self._resolved = (current, resolved)
-        return resolved
+        # The run's `cache` option (`@flow`/`.run`/`configure`) is applied by the runner.
+        return self.__kitaru_checkpoint__
 
     def _context(self) -> Any:
         call = current_call.get()
@@ -136,7 +121,8 @@ def checkpoint(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     Options: `retries` (with `retry_delay` seconds, growing by `backoff`), `type`
     (a label such as "llm_call"), `runtime` ("inline" or "isolated": the stack's
     execution target), `cache` (reuse a completed call with the same source and
-    inputs from any execution; off by default).
+    inputs from any execution; off by default; a run's `cache=False` turns it off,
+    a run's `cache=True` turns it on where the checkpoint does not say `cache=False`).
     """
     if fn is not None:
         return Checkpoint(fn, **options)

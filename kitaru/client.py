@@ -172,6 +172,9 @@ class Execution(_Model):
     #: Totals over every model call of the execution (checkpoints and child events):
     #: {"model_calls", "input_tokens", "output_tokens", "cost_usd"} (`executions.get` only).
     usage: dict[str, Any] = field(default_factory=dict)
+    #: The run options frozen into the execution when they differ from the defaults:
+    #: {"retries": n, "cache": bool, "image": {ImageSettings fields}} (`executions.get` only).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -239,6 +242,9 @@ class ExecutionsAPI:
             ],
             metadata=meta_by_call.get(None, {}),
             usage=totals(u for meta in meta_by_call.values() for u in usages_in(meta)),
+            options=next((dict(read_value(stack.artifact_store, a)) for a in reversed(arts)
+                          if a.name == service.OPTIONS_ARTIFACT and a.call_id is None
+                          and a.direction == "input"), {}),
         )
 
     def list(

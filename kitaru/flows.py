@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, overload
 
 from kitaru_core.errors import (
-    ConfigError,
     ContextError,
     ExecutionCancelledError,
     FlowFailedError,
+    FlowInputError,
     KitaruError,
     WaitTimeoutError,
 )
@@ -106,12 +108,21 @@ class Flow:
 
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None = None, stack: str | None = None,
-        retries: int = 0,
+        retries: int | None = None, cache: bool | None = None,
+        image: _settings.ImageSettings | dict[str, Any] | str | None = None,
     ) -> None:
-        if not isinstance(retries, int) or retries < 0:
-            raise ConfigError(f"@flow(retries={retries!r}) on {fn.__qualname__}: expected an int >= 0")
+        where = f"@flow on {getattr(fn, '__qualname__', fn)!r}: @flow"
+        self._options = {
+            "retries": _settings.check_retries(retries, where),
+            "cache": _settings.check_cache(cache, where),
+            "image": _settings.as_image(image, f"{where}(image=...)"),
+        }
         functools.update_wrapper(self, fn)
-        self.__kitaru_flow__ = FlowSpec(fn=fn, name=name or fn.__name__, retries=retries, stack=stack)
+        self.__kitaru_flow__ = FlowSpec(
+            fn=fn, name=name or fn.__name__, retries=retries or 0, stack=stack, cache=cache,
+            image=_image_dict(self._options["image"]),
+        )
+        self._signature: inspect.Signature | None = None
 
     @property
     def name(self) -> str:
@@ -120,6 +131,30 @@ class Flow:
     def _stack(self, stack: str | None) -> Stack:
         spec = self.__kitaru_flow__
         return get_stack(resolve_stack_name(stack, spec.stack, _settings.current().stack))
+
+    def _resolved(self, image: Any, cache: Any, retries: Any) -> FlowSpec:
+        """This flow with the options of one run: `.run` > `@flow` > configure > env > defaults."""
+        given = {
+            "retries": _settings.check_retries(retries, "run"),
+            "cache": _settings.check_cache(cache, "run"),
+            "image": _settings.as_image(image, "run(image=...)"),
+        }
+        options = _settings.resolve(given, self._options)
+        return replace(self.__kitaru_flow__, retries=options.retries, cache=options.cache,
+                       image=_image_dict(options.image))
+
+    def _check_inputs(self, args: tuple[Any, ...], inputs: dict[str, Any], given: dict[str, Any]) -> None:
+        """Refuse arguments the flow can't take, before anything is recorded."""
+        if self._signature is None:
+            self._signature = inspect.signature(self.__kitaru_flow__.fn)
+        try:
+            self._signature.bind(*args, **inputs)
+        except TypeError as exc:
+            clash = [n for n in _RUN_OPTIONS if n in self._signature.parameters and n not in inputs
+                     and (given.get(n) is not None or f"'{n}'" in str(exc))]
+            hint = (f"; `.run({clash[0]}=...)` sets the run's {clash[0]} option, so pass the "
+                    f"flow's own {clash[0]!r} positionally" if clash else "")
+            raise FlowInputError(f"flow {self.name!r} can't take these inputs: {exc}{hint}") from None
 
     def _check_can_start(self) -> None:
         if current_call.get() is not None or current_execution.get() is not None:
@@ -133,11 +168,27 @@ class Flow:
                 "execution; guard the script's run call with `if __name__ == \"__main__\":`"
             )
 
-    def run(self, *args: Any, stack: str | None = None, **kwargs: Any) -> FlowHandle:
-        """Start an execution; returns at once with a handle (`.wait()` for the result)."""
+    def run(
+        self,
+        *args: Any,
+        stack: str | None = None,
+        image: _settings.ImageSettings | dict[str, Any] | str | None = None,
+        cache: bool | None = None,
+        retries: int | None = None,
+        **inputs: Any,
+    ) -> FlowHandle:
+        """Start an execution; returns at once with a handle (`.wait()` for the result).
+
+        `stack`, `image`, `cache` and `retries` are this run's options (they override
+        `@flow(...)` and `kitaru.configure(...)`); every other argument is a flow input.
+        A flow parameter named like an option is passed positionally.
+        """
         self._check_can_start()
+        spec = self._resolved(image, cache, retries)
+        self._check_inputs(args, inputs, {"stack": stack, "image": image, "cache": cache,
+                                          "retries": retries})
         built = self._stack(stack)
-        record, run = service.start_run(self.__kitaru_flow__, built, args, kwargs)
+        record, run = service.start_run(spec, built, args, inputs)
         return FlowHandle(record.exec_id, built, run)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -152,13 +203,18 @@ class Flow:
         checkpoint_overrides: dict[str, dict[str, Any]] | None = None,
         flow_overrides: dict[str, Any] | None = None,
         stack: str | None = None,
+        image: _settings.ImageSettings | dict[str, Any] | str | None = None,
+        cache: bool | None = None,
+        retries: int | None = None,
     ) -> FlowHandle:
         """A new execution linked to `exec_id`: calls before `at` reuse its outputs,
-        `at` and later run live with this code."""
+        `at` and later run live with this code (and this run's options, resolved as for
+        `.run`)."""
         self._check_can_start()
+        spec = self._resolved(image, cache, retries)
         built = self._stack(stack)
         record, run = service.replay(
-            built, exec_id, at=at, flow=self.__kitaru_flow__,
+            built, exec_id, at=at, flow=spec,
             checkpoint_overrides=checkpoint_overrides, flow_overrides=flow_overrides,
         )
         return FlowHandle(record.exec_id, built, run)
@@ -167,18 +223,29 @@ class Flow:
         return f"<flow {self.name}>"
 
 
+_RUN_OPTIONS = ("stack", "image", "cache", "retries")
+
+
+def _image_dict(image: _settings.ImageSettings | None) -> dict[str, Any] | None:
+    return (image.to_dict() or None) if image is not None else None
+
+
 @overload
 def flow(fn: Callable[..., Any], /) -> Flow: ...
 @overload
 def flow(
-    *, name: str | None = None, stack: str | None = None, retries: int = 0
+    *, name: str | None = None, stack: str | None = None, retries: int | None = None,
+    cache: bool | None = None, image: _settings.ImageSettings | dict[str, Any] | str | None = None,
 ) -> Callable[[Callable[..., Any]], Flow]: ...
 
 
 def flow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
-    """Make a function a flow: `@flow` or `@flow(stack="prod", retries=1)`.
+    """Make a function a flow: `@flow` or `@flow(stack="prod", retries=1, cache=False, image=...)`.
 
-    `retries` re-runs the body after a failure; completed checkpoints are reused.
+    `retries` runs the whole body again after a failure (completed checkpoints are
+    reused, so only what failed runs again); `cache` is the run's cache setting for its
+    checkpoints; `image` (`kitaru.ImageSettings`) is recorded for remote runners.
+    `.run(...)` options override these, and these override `kitaru.configure(...)`.
     """
     if fn is not None:
         return Flow(fn, **options)

@@ -64,6 +64,10 @@ class InvalidStateError(KitaruError):
     """The execution is not in a state that allows the operation."""
 
 
+class FlowInputError(KitaruError, TypeError):
+    """`flow.run(...)` was given arguments the flow's parameters don't take."""
+
+
 class ContextError(KitaruError):
     """A kitaru primitive was used where it is not allowed (e.g. `wait()` in a checkpoint)."""
 

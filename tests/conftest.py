@@ -84,6 +84,8 @@ def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KITARU_HOME", str(home))
     monkeypatch.setenv("KITARU_INTERACTIVE", "0")
     monkeypatch.delenv("KITARU_STACK", raising=False)
+    for name in ("KITARU_CACHE", "KITARU_RETRIES", "KITARU_IMAGE"):  # run options (settings.py)
+        monkeypatch.delenv(name, raising=False)
     clear_stack_cache()
     import kitaru.settings as settings
 

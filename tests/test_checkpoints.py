@@ -434,16 +434,27 @@ def configured_cache_flow(x: int) -> int:
     return default_cached(x).load() + never_cached(x).load()
 
 
-def test_configure_retries_is_the_default_and_explicit_options_win():
+@flow(retries=0)
+def pinned_no_retries_flow() -> str:
+    return no_retries_step().load()
+
+
+def test_configure_retries_are_the_flows_retries_and_the_decorator_wins():
+    # As in Kitaru 0.21, `configure(retries=)` is the flow-level retry count: the whole
+    # body runs again, so even a checkpoint without retries of its own is called again.
     kitaru.configure(retries=2)
     assert default_retries_flow.run().wait() == "ok"
     assert calls["default_retries_step"] == 3
     with pytest.raises(FlowFailedError, match="never retried"):
         explicit_no_retries_flow.run().wait()
+    assert calls["no_retries_step"] == 3
+    calls.clear()
+    with pytest.raises(FlowFailedError, match="never retried"):
+        pinned_no_retries_flow.run().wait()  # `@flow(retries=0)` is more specific
     assert calls["no_retries_step"] == 1
 
 
-def test_configure_cache_is_the_default_and_explicit_options_win():
+def test_configure_cache_is_the_runs_cache_and_explicit_false_checkpoints_stay_uncached():
     kitaru.configure(cache=True)
     assert configured_cache_flow.run(5).wait() == 10
     assert configured_cache_flow.run(5).wait() == 10
@@ -454,7 +465,7 @@ def test_configure_cache_is_the_default_and_explicit_options_win():
 def test_configure_without_arguments_changes_nothing():
     kitaru.configure(retries=1)
     settings = kitaru.configure()
-    assert settings.retries == 1 and settings.cache is False and settings.stack is None
+    assert settings.retries == 1 and settings.cache is None and settings.stack is None
 
 
 @flow(stack="local")

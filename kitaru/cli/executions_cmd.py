@@ -100,6 +100,8 @@ def get(exec_id: str = typer.Argument(..., help="Execution id (or a unique prefi
         out.print(f"  owner     {e.owner}")
     if e.original_exec_id:
         out.print(f"  replay of {e.original_exec_id}")
+    if e.options:
+        out.print(f"  options   {', '.join(f'{k}={v}' for k, v in e.options.items())}")
     if e.metadata:
         out.print(f"  metadata  {e.metadata}")
     if e.usage.get("model_calls"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import hashlib
 import threading
@@ -161,6 +162,9 @@ class ExecutionContext:
         self._progress_lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        # The run's `cache` option (None: each checkpoint's own; see FlowSpec).
+        self.run_cache: bool | None = None
+        self._cache_specs: dict[int, tuple[CheckpointSpec, CheckpointSpec]] = {}
 
     # -- identity and divergence ----------------------------------------------
     def next_step(self, name: str, explicit_id: str | None, kind: str = "call") -> tuple[int, str]:
@@ -227,6 +231,8 @@ class ExecutionContext:
         concurrent: bool = False,
     ) -> OutputHandle:
         """One checkpoint call from the flow body: replayed from the record or run live."""
+        if self.run_cache is not None:
+            spec = self._with_run_cache(spec)
         seq, cid, recorded, answered = self._identify(spec, call_id)
         if answered is not None:
             return answered
@@ -240,6 +246,19 @@ class ExecutionContext:
             self._futures.append(future)
             return OutputHandle(cid, spec.name, future=future)
         return self._run_live(spec, seq, cid, args, kwargs, attempts_before, recorded)
+
+    def _with_run_cache(self, spec: CheckpointSpec) -> CheckpointSpec:
+        """`spec` under the run's cache option: False turns caching off; True turns it on
+        unless the checkpoint says `cache=False` itself (a side effect must not be skipped)."""
+        want = self.run_cache
+        if (spec.cache is not None) if want else not spec.cache:
+            return spec
+        memo = self._cache_specs.get(id(spec))
+        if memo is not None and memo[0] is spec:  # the memo holds `spec`: its id is not reused
+            return memo[1]
+        adjusted = dataclasses.replace(spec, cache=want)
+        self._cache_specs[id(spec)] = (spec, adjusted)
+        return adjusted
 
     def _identify(
         self, spec: CheckpointSpec, call_id: str | None, step: tuple[int, str] | None = None
@@ -689,6 +708,7 @@ def run_flow_body(
     """
     registry = stack.registry
     ctx = ExecutionContext(record, stack, owner)
+    ctx.run_cache = flow.cache
     token = current_execution.set(ctx)
     cap, cap_token = capture.start(None)
     ctx._captures.append(cap)
@@ -707,12 +727,14 @@ def run_flow_body(
                 # Submitted calls still in flight are recorded before the outcome is.
                 ctx.join_submitted_quietly()
                 raise
-            except Exception:
+            except Exception as exc:
                 if not ctx.cancelled:
                     ctx.join_submitted_quietly()
                 if attempt >= flow.retries or ctx.cancelled:
                     raise
                 attempt += 1
+                cap.add("stderr", f"[kitaru] flow body failed: {exc!r}; running it again "
+                        f"(flow retry {attempt} of {flow.retries}, completed checkpoints reused)\n")
                 ctx.reset_for_retry()
         output = write_value(
             ctx.store, result, exec_id=ctx.exec_id, name="output", direction="output",

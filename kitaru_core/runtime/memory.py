@@ -430,7 +430,9 @@ def _run(place: _Place, name: str, type_: str, body: Callable[[str | None, str |
         _carry_over_replay(place)
         return body(call_id, call_id)
 
-    return place.ctx.call(CheckpointSpec(fn=synthetic, name=name, type=type_), (), {}).load()
+    # cache=False: a memory call reads live state, so a run's `cache=True` must not reuse it.
+    spec = CheckpointSpec(fn=synthetic, name=name, type=type_, cache=False)
+    return place.ctx.call(spec, (), {}).load()
 
 
 def _dump(record: MemoryRecord | None) -> dict[str, Any] | None:

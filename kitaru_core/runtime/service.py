@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from .specs import FlowSpec
 
 RESUMABLE = (ExecutionStatus.RUNNING.value, ExecutionStatus.WAITING.value)
+#: The artifact (direction "input", no call) holding a run's options, when not all default.
+OPTIONS_ARTIFACT = "options"
 
 
 def is_resumable(record: ExecutionRecord) -> bool:
@@ -66,6 +68,14 @@ def create_execution(
         name="inputs", direction="input", what=f"inputs of flow {flow.name!r}",
         inline_limit=registry.inline_limit,
     )
+    artifacts = [inputs]
+    options = flow.options()
+    if options:  # frozen like the stack: a resume or retry runs with the same options
+        artifacts.append(write_value(
+            stack.artifact_store, options, exec_id=exec_id, name=OPTIONS_ARTIFACT,
+            direction="input", what=f"run options of flow {flow.name!r}",
+            inline_limit=registry.inline_limit,
+        ))
     now = time.time()
     record = ExecutionRecord(
         exec_id=exec_id, flow_name=flow.name, status=ExecutionStatus.RUNNING.value,
@@ -74,8 +84,22 @@ def create_execution(
         lease_expires=now + LEASE_SECONDS if owner else None, created_at=now, started_at=now,
     )
     registry.create_execution(record)
-    registry.add_artifacts([inputs])
+    registry.add_artifacts(artifacts)
     return record
+
+
+def load_options(record: ExecutionRecord, stack: Stack) -> dict[str, Any]:
+    """The run options an execution recorded (`retries`, `cache`, `image`); {} for defaults."""
+    found = [a for a in stack.registry.list_artifacts(exec_id=record.exec_id, name=OPTIONS_ARTIFACT)
+             if a.call_id is None and a.direction == "input"]
+    return dict(read_value(stack.artifact_store, found[-1])) if found else {}
+
+
+def flow_for_record(record: ExecutionRecord, stack: Stack, flow: FlowSpec | None = None) -> FlowSpec:
+    """The flow an execution continues with: its code (imported unless given), with the
+    run options the execution recorded rather than the decorator's current ones."""
+    flow = flow or load_flow(record.flow_ref)
+    return flow.with_options(load_options(record, stack))
 
 
 def load_inputs(record: ExecutionRecord, stack: Stack) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -199,7 +223,7 @@ def resume_here(
     record = claim(stack, exec_id, mode=mode)
     stack = stack_for_record(record, stack)
     try:
-        flow = flow or load_flow(record.flow_ref)
+        flow = flow_for_record(record, stack, flow)
         args, kwargs = load_inputs(record, stack)
     except BaseException:
         # Nothing ran: hand the execution back as it was, so that a resume from where its
@@ -325,7 +349,8 @@ def replay(
     """A new execution linked to `exec_id`: steps before `at` reuse its outputs."""
     registry = stack.registry
     original = registry.get_execution(exec_id)
-    flow = flow or load_flow(original.flow_ref)
+    # Given a flow, its (resolved) options; else the original's recorded ones.
+    flow = flow or flow_for_record(original, stack)
     if flow.name != original.flow_name:
         raise KitaruError(
             f"execution {original.exec_id} is a run of flow {original.flow_name!r}, not "

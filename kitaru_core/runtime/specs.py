@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 RUNTIMES = ("inline", "isolated")
@@ -13,12 +13,37 @@ RUNTIMES = ("inline", "isolated")
 
 @dataclass
 class FlowSpec:
-    """A flow function and its options, as `@flow` declares them."""
+    """A flow function and the options of a run of it.
+
+    `retries` re-runs the whole body after a failure (completed calls are reused);
+    `cache` is the run's cache setting for its checkpoints (None: each checkpoint's
+    own; False: none is cached; True: every checkpoint that does not say
+    `cache=False` itself); `image` is recorded for remote runners. The options a run
+    resolved are frozen into its execution (see `service.create_execution`).
+    """
 
     fn: Callable[..., Any]
     name: str
     retries: int = 0
     stack: str | None = None
+    cache: bool | None = None
+    image: dict[str, Any] | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The run options that differ from the defaults (what an execution records)."""
+        out: dict[str, Any] = {}
+        if self.retries:
+            out["retries"] = self.retries
+        if self.cache is not None:
+            out["cache"] = self.cache
+        if self.image:
+            out["image"] = dict(self.image)
+        return out
+
+    def with_options(self, options: dict[str, Any]) -> FlowSpec:
+        """This flow with the run options an execution recorded (absent ones: defaults)."""
+        return replace(self, retries=int(options.get("retries") or 0),
+                       cache=options.get("cache"), image=options.get("image") or None)
 
 
 @dataclass
@@ -32,7 +57,7 @@ class CheckpointSpec:
     backoff: float = 2.0
     type: str | None = None
     runtime: str = "inline"
-    cache: bool = False
+    cache: bool | None = None  # None: not set (off, unless the run's `cache` is True)
     _source_hash: str | None = field(default=None, repr=False)
     _signature: inspect.Signature | None = field(default=None, repr=False)
     _positional: tuple[tuple[str, ...], int] | None = field(default=None, repr=False)
