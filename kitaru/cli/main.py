@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from . import executions_cmd, memory_cmd, model_cmd, plugins_cmd, stack_cmd
+from . import errors, executions_cmd, memory_cmd, model_cmd, plugins_cmd, stack_cmd
 from .help import LeanHelpGroup, use_lean_help
 from .output import Format, OutputOption, print_json
 
@@ -31,9 +31,14 @@ def main(
     stack: str = typer.Option(
         None, "--stack", help="Use this stack instead of the active one (same as KITARU_STACK)."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="On an error, print the traceback too (same as KITARU_DEBUG=1)."
+    ),
 ) -> None:
     if stack:
         os.environ["KITARU_STACK"] = stack
+    if debug:
+        errors.debug_on()
 
 
 @app.command()
@@ -87,17 +92,16 @@ use_lean_help(app)  # after every command and group is registered
 def run(args: list[str] | None = None) -> None:
     """Console entry point; always ends in `SystemExit` with the exit code.
 
-    Usage errors (unknown command or option, missing argument, bad choice) print
-    click's message and exit 2; a `KitaruError` prints `kitaru: error: ...` with
-    no traceback and exits with its `exit_code`.
+    Every error is one line on stderr (see `errors.report`): exit 2 for bad usage,
+    1 for a failed operation; `--debug` adds the traceback.
     """
-    from kitaru_core.errors import KitaruError
-
+    errors.debug_off()
     try:
-        app(args=args, prog_name="kitaru")  # standalone: click reports usage errors itself
-    except KitaruError as exc:
-        typer.echo(f"kitaru: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        # Not standalone: click's usage errors come back here instead of being drawn in a box.
+        code = app(args=args, prog_name="kitaru", standalone_mode=False)
+    except BaseException as exc:  # every error leaves through one door
+        sys.exit(errors.report(exc))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
