@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kitaru_core.errors import InvalidValueError
 from kitaru_core.records import ArtifactRecord, CallRecord, ExecutionRecord, WaitRecord
 from kitaru_core.runtime import service
 from kitaru_core.runtime.artifacts import read_value
@@ -251,7 +252,9 @@ class ExecutionsAPI:
         self, *, flow: str | None = None, status: str | ExecutionStatus | None = None,
         limit: int | None = None,
     ) -> list[Execution]:
-        """Executions, newest first (without their checkpoint details)."""
+        """Executions, newest first (without their checkpoint details); `limit`: at most so many."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidValueError(f"limit={limit!r} is not a count; give 1 or more, or None for all")
         status_value = None if status is None else ExecutionStatus(status).value
         records = self._stack.registry.list_executions(
             flow_name=flow, status=status_value, limit=limit

@@ -36,6 +36,11 @@ class ModelUnavailableError(ConfigError):
     """A model's provider package is not installed or its credentials are not set."""
 
 
+class InvalidValueError(KitaruError, ValueError):
+    """A value or id that cannot be taken: malformed JSON, nested too deeply, a number too
+    long, an id too long, a count out of range (command line and client alike)."""
+
+
 class InvalidPromptError(KitaruError, ValueError):
     """A prompt that is neither a string nor a list of chat messages (`kitaru.llm`)."""
 

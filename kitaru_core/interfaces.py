@@ -83,9 +83,11 @@ class Registry(Component):
 
     @abc.abstractmethod
     def get_execution(self, exec_id: str) -> ExecutionRecord:
-        """Return the execution with this id or unique id prefix.
+        """Return the execution with this id or unique id prefix (one character or more).
 
-        Raises `ExecutionNotFoundError` when none (or several) match.
+        A prefix is matched literally, never as a pattern (see `kitaru_core.ids`). Raises
+        `ExecutionNotFoundError` when none match or several do (the message lists them),
+        `InvalidValueError` for an id no registry could hold (`ids.check_id`).
         """
 
     @abc.abstractmethod
@@ -145,7 +147,8 @@ class Registry(Component):
 
     @abc.abstractmethod
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
-        """One artifact by id (or unique prefix); `ArtifactNotFoundError` if unknown."""
+        """One artifact by id or unique prefix, as `get_execution`; `ArtifactNotFoundError`
+        if none or several match."""
 
     @abc.abstractmethod
     def list_artifacts(

@@ -12,13 +12,12 @@ from .output import (
     Format,
     OutputOption,
     duration,
-    parse_assignments,
-    parse_json_value,
     print_json,
     short_id,
     table,
     when,
 )
+from .values import parse_assignments, parse_value
 
 app = typer.Typer(help="Inspect and operate executions.", no_args_is_help=True)
 
@@ -39,9 +38,11 @@ def list_executions(
     output: Format = OutputOption,
 ) -> None:
     """List executions, newest first."""
-    from kitaru_core.errors import ConfigError
+    from kitaru_core.errors import ConfigError, InvalidValueError
     from kitaru_core.status import ExecutionStatus
 
+    if limit < 1:
+        raise InvalidValueError(f"--limit {limit} is not a count; give 1 or more")
     if status is not None and status not in {s.value for s in ExecutionStatus}:
         raise ConfigError(
             f"--status {status!r} is not a status; use one of "
@@ -204,7 +205,10 @@ def _print_logs(entries: list[Any], output: Format) -> None:
 def give_input(
     exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
     wait: str = typer.Option(None, "--wait", "-w", help="The wait's name (optional if only one)."),
-    value: str = typer.Option(None, "--value", "-v", help="The input as JSON (true, 3, '{...}')."),
+    value: str = typer.Option(
+        None, "--value", "-v",
+        help="The input as JSON (true, 3, '{\"a\": 1}'); text that is not JSON is a string.",
+    ),
     resume: bool = typer.Option(True, "--resume/--no-resume",
                                 help="Resume the execution in the background (default)."),
     output: Format = OutputOption,
@@ -213,7 +217,7 @@ def give_input(
     from kitaru_core.runtime import service
 
     client = _client()
-    parsed = None if value is None else parse_json_value(value)
+    parsed = None if value is None else parse_value(value, "--value")
     record, name, launched = service.provide_input(
         client._stack, exec_id, wait, parsed, resume=resume
     )
@@ -285,20 +289,25 @@ def replay(
     at: str = typer.Option(..., "--at", "--from",
                            help="Checkpoint name or call id where live execution starts."),
     checkpoint_override: list[str] = typer.Option(
-        None, "--checkpoint-override", help="NAME=JSON: use this output for that checkpoint."
+        None, "--checkpoint-override",
+        help="NAME=VALUE: this checkpoint's output, e.g. research='\"fixed notes\"' "
+             "(VALUE as for --value; {\"output\": VALUE} means the same).",
     ),
     flow_override: list[str] = typer.Option(
-        None, "--flow-override", help="ARG=JSON: replace this flow input."
+        None, "--flow-override", help="ARG=VALUE: replace this flow input (VALUE as for --value)."
     ),
     background: bool = typer.Option(False, "--background", "-b",
                                     help="Launch through the orchestrator and return."),
     output: Format = OutputOption,
 ) -> None:
-    """Start a new execution linked to this one: calls before --at reuse its outputs."""
+    """Start a new execution linked to this one: calls before --at reuse its outputs.
+
+    Each VALUE is JSON; text that is not JSON is a string (see `kitaru executions input`).
+    """
     from kitaru_core.runtime import service
 
     client = _client()
-    overrides = {k: {"output": v} for k, v in
+    overrides = {k: _override(v) for k, v in
                  parse_assignments(checkpoint_override, "--checkpoint-override").items()}
     record, run = service.replay(
         client._stack, exec_id, at=at, checkpoint_overrides=overrides or None,
@@ -315,6 +324,17 @@ def replay(
         typer.echo(f"replay {final.exec_id} of {final.original_exec_id}: {final.status}")
     if final.status == "failed":
         raise typer.Exit(1)
+
+
+def _override(value: Any) -> dict[str, Any]:
+    """`--checkpoint-override NAME=VALUE` in the Python API's form, `{"output": VALUE}`.
+
+    VALUE already in that form (`{"output": ...}`, nothing else) is taken as the wrapper,
+    never stored literally; an output that is itself such a dict is wrapped once more.
+    """
+    if isinstance(value, dict) and set(value) == {"output"}:
+        return value
+    return {"output": value}
 
 
 @app.command("cancel")

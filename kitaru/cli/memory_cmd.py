@@ -62,21 +62,16 @@ def get(
 @app.command("set")
 def set_value(
     key: str = typer.Argument(..., help="The memory key."),
-    value: str = typer.Argument(..., help="The value, as JSON (a string in quotes: '\"text\"')."),
+    value: str = typer.Argument(
+        ..., help="The value as JSON (3, true, '{\"a\": 1}'); text that is not JSON is a string."
+    ),
     scope: str = ScopeOption,
     output: Format = OutputOption,
 ) -> None:
-    """Store a JSON value as the next version of a key."""
-    from kitaru_core.errors import ConfigError
+    """Store a value as the next version of a key (JSON; text that is not JSON is a string)."""
+    from .values import parse_value
 
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        raise ConfigError(
-            f"VALUE {value!r} is not JSON; quote a string as JSON, e.g. "
-            f"kitaru memory set {key} '{json.dumps(value)}' --scope {scope}"
-        ) from None
-    entry = _memory().set(key, parsed, scope=scope)
+    entry = _memory().set(key, parse_value(value), scope=scope)
     if output == Format.json:
         print_json(entry.to_dict())
         return

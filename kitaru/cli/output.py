@@ -72,24 +72,3 @@ def duration(seconds: float | None) -> str:
     if seconds < 120:
         return f"{seconds:.2f}s"
     return f"{seconds / 60:.1f}m"
-
-
-def parse_json_value(text: str) -> Any:
-    """A JSON value from the command line; text that is not JSON is taken as a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_assignments(items: list[str] | None, option: str) -> dict[str, Any]:
-    """`name=json` pairs from repeated options."""
-    from kitaru_core.errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"{option} expects NAME=JSON (got {item!r})")
-        out[name.strip()] = parse_json_value(value)
-    return out

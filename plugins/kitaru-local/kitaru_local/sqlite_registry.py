@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kitaru_core.errors import ArtifactNotFoundError, ExecutionNotFoundError
+from kitaru_core.ids import SHOWN_MATCHES, ambiguous_message, check_id, prefix_range, quoted
 from kitaru_core.interfaces import ComponentContext, Registry
 from kitaru_core.records import (
     ArtifactRecord,
@@ -321,23 +322,34 @@ class SqliteRegistry(Registry):
         return ExecutionRecord(**data)
 
     def get_execution(self, exec_id: str) -> ExecutionRecord:
+        check_id("execution", exec_id)
         cols = ", ".join(_EXEC_COLS)
         rows = self._query(f"SELECT {cols} FROM executions WHERE exec_id = ?", (exec_id,))
-        if not rows and len(exec_id) >= 4:
-            rows = self._query(
-                f"SELECT {cols} FROM executions WHERE exec_id LIKE ? LIMIT 2",
-                (exec_id.replace("%", "").replace("_", "") + "%",),
-            )
+        if not rows:
+            rows = self._by_prefix("executions", "exec_id", cols, exec_id)
             if len(rows) > 1:
-                raise ExecutionNotFoundError(
-                    f"execution id prefix {exec_id!r} is ambiguous; give more characters"
-                )
+                found = [self._exec(r) for r in rows]
+                raise ExecutionNotFoundError(ambiguous_message(
+                    "execution", exec_id,
+                    [f"{e.exec_id[:12]} ({e.flow_name}, {e.status})" for e in found],
+                    more=len(rows) > SHOWN_MATCHES,
+                ))
         if not rows:
             raise ExecutionNotFoundError(
-                f"no execution {exec_id!r} in the registry at {self.path}; list executions "
+                f"no execution {quoted(exec_id)} in the registry at {self.path}; list executions "
                 "with `kitaru executions list` (or check the stack with KITARU_STACK)"
             )
         return self._exec(rows[0])
+
+    def _by_prefix(self, table: str, column: str, cols: str, prefix: str) -> list[tuple[Any, ...]]:
+        """Rows whose `column` starts with `prefix`, taken literally (no LIKE or GLOB
+        patterns): a range of the primary key, then an exact comparison of the start."""
+        low, high = prefix_range(prefix)
+        return self._query(
+            f"SELECT {cols} FROM {table} WHERE {column} >= ? AND {column} < ? "
+            f"AND substr({column}, 1, ?) = ? ORDER BY {column} LIMIT ?",
+            (low, high, len(prefix), prefix, SHOWN_MATCHES + 1),
+        )
 
     def list_executions(
         self, *, flow_name: str | None = None, status: str | None = None, limit: int | None = None
@@ -498,20 +510,21 @@ class SqliteRegistry(Registry):
         return ArtifactRecord(*row[:-2], None if meta is None else json.loads(meta), row[-1])
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        check_id("artifact", artifact_id)
         cols = _ART_SELECT
         rows = self._query(f"SELECT {cols} FROM artifacts WHERE artifact_id = ?", (artifact_id,))
-        if not rows and len(artifact_id) >= 4:
-            rows = self._query(
-                f"SELECT {cols} FROM artifacts WHERE artifact_id LIKE ? LIMIT 2",
-                (artifact_id.replace("%", "").replace("_", "") + "%",),
-            )
+        if not rows:
+            rows = self._by_prefix("artifacts", "artifact_id", cols, artifact_id)
             if len(rows) > 1:
-                raise ArtifactNotFoundError(
-                    f"artifact id prefix {artifact_id!r} is ambiguous; give more characters"
-                )
+                found = [self._art(r) for r in rows]
+                raise ArtifactNotFoundError(ambiguous_message(
+                    "artifact", artifact_id,
+                    [f"{a.artifact_id[:12]} ({a.name}, execution {a.exec_id[:12]})" for a in found],
+                    more=len(rows) > SHOWN_MATCHES,
+                ))
         if not rows:
             raise ArtifactNotFoundError(
-                f"no artifact {artifact_id!r}; list them with `kitaru executions get EXEC_ID`"
+                f"no artifact {quoted(artifact_id)}; list them with `kitaru executions get EXEC_ID`"
             )
         return self._art(rows[0])
 

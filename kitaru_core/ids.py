@@ -1,0 +1,58 @@
+"""Ids given by people: checks, prefix ranges and messages shared by every registry.
+
+An execution or artifact id may be given as any unique prefix of one character or more.
+A prefix is matched literally (`%` and `_` are characters like any other, never
+wildcards): a registry looks it up as the range `prefix_range(prefix)` of its id index
+and keeps the ids that start with it. More than one match is an error listing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .errors import InvalidValueError
+
+#: Longest id (or prefix) a registry looks up; kitaru's own ids have 32 characters.
+MAX_ID_LENGTH = 128
+#: Matches an ambiguous prefix's error lists (a registry fetches one more to say "more").
+SHOWN_MATCHES = 5
+_QUOTED = 40
+
+
+def check_id(kind: str, text: str) -> None:
+    """Refuse an id that no registry could hold: empty, too long, or not valid text.
+
+    `kind` names it in the message ("execution", "artifact").
+    """
+    if not isinstance(text, str):
+        raise InvalidValueError(f"an {kind} id is a string, not {type(text).__name__}")
+    if not text:
+        raise InvalidValueError(f"the {kind} id is empty; give an id or a prefix of one")
+    if len(text) > MAX_ID_LENGTH:
+        raise InvalidValueError(
+            f"{kind} id {quoted(text)} is too long: an id has at most {MAX_ID_LENGTH} characters"
+        )
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise InvalidValueError(f"{kind} id {quoted(text)} is not valid text (UTF-8)") from None
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """(low, high): every string that starts with `prefix` sorts in [low, high) by code point."""
+    return prefix, prefix + "\U0010ffff"
+
+
+def quoted(text: str) -> str:
+    """`text` quoted for a message, cut to a readable length."""
+    if len(text) <= _QUOTED:
+        return repr(text)
+    return repr(text[:_QUOTED]) + f"... ({len(text):,} characters)"
+
+
+def ambiguous_message(kind: str, prefix: str, matches: Sequence[str], more: bool) -> str:
+    """The error of a prefix that several ids start with; `matches` describe them."""
+    shown = "; ".join(matches[:SHOWN_MATCHES])
+    tail = " and more" if more or len(matches) > SHOWN_MATCHES else ""
+    return (f"{kind} id prefix {quoted(prefix)} is ambiguous: it matches {shown}{tail}; "
+            "give more characters")
