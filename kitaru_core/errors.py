@@ -23,6 +23,14 @@ class StackNotFoundError(ConfigError):
     """A stack name that is not registered."""
 
 
+class StackExistsError(ConfigError):
+    """`stack register` of a name that is already a stack (the built-in `local` included)."""
+
+
+class StackBuildError(ConfigError):
+    """A stack's component could not be built (its flavor's constructor failed)."""
+
+
 class FlavorNotFoundError(ConfigError):
     """A stack names a flavor that no installed plugin provides."""
 

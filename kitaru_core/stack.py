@@ -9,8 +9,9 @@ A stack file names one flavor per component and that flavor's config::
     orchestrator:     {flavor: local}
     execution_target: {flavor: process}
 
-Config strings may hold `${env:NAME}` (read when the stack is built, never
-written to a record) and `${home}` (the kitaru home folder).
+Config values may hold `${env:NAME}` (read when the stack is built, never
+written to a record; a whole-value reference takes the field's type) and
+`${home}` (the kitaru home folder); see `placeholders`.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ import copy
 import json
 import os
 import re
+import tempfile
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import ConfigError, StackNotFoundError
+from . import placeholders
+from .errors import ConfigError, KitaruError, StackBuildError, StackExistsError, StackNotFoundError
 from .home import home_dir, read_settings, stacks_dir, write_settings
-from .plugins.flavor import COMPONENT_TYPES
+from .plugins.flavor import COMPONENT_TYPES, type_label
 from .plugins.manager import PluginManager, default_manager
 
 DEFAULT_STACK = "local"
@@ -41,8 +45,8 @@ DEFAULT_COMPONENTS: dict[str, dict[str, Any]] = {
     "orchestrator": {"flavor": "local"},
     "execution_target": {"flavor": "inline"},
 }
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+# Letters and digits of any script (a stack name is also a file name under the home).
+_NAME_RE = re.compile(r"^[^\W_][\w.-]*$")
 
 
 def builtin_local_stack() -> dict[str, Any]:
@@ -97,11 +101,12 @@ def validate_stack(
             f"{', '.join(TOP_LEVEL_KEYS)}"
         )
     name = spec.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _valid_name(name):
         raise ConfigError(
-            f"{source}: `name` must be a word of letters, digits, '-', '_' or '.' "
-            f"(got {name!r})"
+            f"{source}: `name` must be a word of letters (any script), digits, '-', '_' or '.' "
+            f"that starts with a letter or digit (got {name!r})"
         )
+    name = normalize_name(name)
     durability = spec.get("durability", "default")
     if durability not in DURABILITY_MODES:
         raise ConfigError(
@@ -138,36 +143,96 @@ def validate_stack(
             flavor = manager.flavor(ctype, flavor_name)
         except ConfigError as exc:
             raise type(exc)(f"{source}: `{ctype}.flavor`: {exc}") from None
-        _validate_config(flavor, config, source=source, where=f"{ctype}.config")
+        validate_config(flavor, config, source=source, where=f"{ctype}.config")
         out[ctype] = {"flavor": flavor_name, "config": config}
     return out
 
 
-def _validate_config(flavor: Any, config: dict[str, Any], *, source: str, where: str) -> Any:
+def normalize_name(name: str) -> str:
+    """A stack name in Unicode NFC, so that `é` typed either way names the same stack."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _valid_name(name: str) -> bool:
+    return _NAME_RE.fullmatch(unicodedata.normalize("NFC", name)) is not None
+
+
+def validate_config(
+    flavor: Any,
+    config: dict[str, Any],
+    *,
+    source: str,
+    where: str,
+    home: Path | None = None,
+    resolve_env: bool = False,
+) -> Any:
+    """The flavor's config model built from a stack's raw `config`, placeholders resolved.
+
+    `resolve_env=False` (checking a stack file): a key whose `${env:NAME}` is not set
+    here is left unchecked, and None is returned if there is such a key. With
+    `resolve_env=True` (building a component) every variable must be set.
+    A value that is exactly one `${env:NAME}` and does not fit the field as a
+    string is read as YAML: `${env:PORT}` can fill an int, a bool, a list or a mapping.
+    """
     from pydantic import ValidationError
 
     try:
-        return flavor.config.model_validate(_interpolate(config, strict=False))
+        placeholders.check(config, where)
+        resolved = placeholders.resolve(config, home=home or home_dir(), strict=resolve_env, where=where)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    pending = set() if resolve_env else {
+        k for k, v in config.items() if any(n not in os.environ for n in placeholders.env_names(v))
+    }
+    try:
+        model = flavor.config.model_validate(resolved)
+        return None if pending else model
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                allowed = ", ".join(flavor.config.model_fields) or "none"
-                problems.append(f"unknown key {loc!r} (allowed keys: {allowed})")
-            elif err["type"] == "missing":
-                expected = _expected_type(flavor.config, err["loc"])
-                problems.append(f"missing required key {loc!r}" + (f" ({expected})" if expected else ""))
-            else:
-                got = err.get("input")
-                expected = _expected_type(flavor.config, err["loc"])
-                if expected and len(err["loc"]) == 1:
-                    problems.append(f"{loc}: expected {expected}, got {got!r} ({err['msg']})")
-                else:
-                    problems.append(f"{loc}: {err['msg']} (got {got!r})")
-        raise ConfigError(
-            f"{source}: `{where}` of flavor {flavor.name!r}: " + "; ".join(problems)
-        ) from None
+        errors = exc.errors()
+    retry: dict[str, Any] = {}
+    for err in errors:
+        key = err["loc"][0] if err["loc"] else None
+        if key in pending or not isinstance(key, str) or not placeholders.whole_env(config.get(key)):
+            continue
+        try:
+            parsed = yaml.safe_load(resolved[key])
+        except yaml.YAMLError:
+            continue
+        if parsed != resolved[key]:
+            retry[key] = parsed
+    if retry:
+        try:
+            model = flavor.config.model_validate({**resolved, **retry})
+            return None if pending else model
+        except ValidationError as exc:
+            errors = exc.errors()
+    errors = [e for e in errors if not (e["loc"] and e["loc"][0] in pending)]
+    if not errors:
+        return None
+    raise ConfigError(
+        f"{source}: `{where}` of flavor {flavor.name!r}: "
+        + "; ".join(_describe(flavor.config, err, config) for err in errors)
+    ) from None
+
+
+def _describe(model: Any, err: dict[str, Any], config: dict[str, Any]) -> str:
+    """One config validation problem, in the stack file's terms."""
+    loc = ".".join(str(p) for p in err["loc"])
+    expected = _expected_type(model, err["loc"])
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(model.model_fields) or "none"
+        return f"unknown key {loc!r} (allowed keys: {allowed})"
+    if err["type"] == "missing":
+        return f"missing required key {loc!r}" + (f" ({expected})" if expected else "")
+    raw = config.get(err["loc"][0]) if err["loc"] else None
+    # A value read from the environment may be a secret: show the reference, never the value.
+    got = f"{raw!r}" if placeholders.env_names(raw) else repr(err.get("input"))
+    if err["type"] == "value_error":
+        message = err["msg"].removeprefix("Value error, ")
+        return f"{loc}: {message}"
+    if expected and len(err["loc"]) == 1:
+        return f"{loc}: expected {expected}, got {got} ({err['msg']})"
+    return f"{loc}: {err['msg']} (got {got})"
 
 
 def _expected_type(model: Any, loc: tuple[Any, ...]) -> str:
@@ -175,33 +240,12 @@ def _expected_type(model: Any, loc: tuple[Any, ...]) -> str:
     info = model.model_fields.get(loc[0]) if loc else None
     if info is None or info.annotation is None:
         return ""
-    annotation = info.annotation
-    name = annotation.__name__ if isinstance(annotation, type) else str(annotation)
-    return name.replace("typing.", "")
+    return type_label(info.annotation)
 
 
-def _interpolate(value: Any, *, strict: bool, home: Path | None = None) -> Any:
-    """Replace `${env:NAME}` and `${home}` in strings, recursively."""
-    if isinstance(value, dict):
-        return {k: _interpolate(v, strict=strict, home=home) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, strict=strict, home=home) for v in value]
-    if not isinstance(value, str):
-        return value
-
-    def env(match: re.Match[str]) -> str:
-        var = match.group(1)
-        if var in os.environ:
-            return os.environ[var]
-        if strict:
-            raise ConfigError(
-                f"environment variable {var} is not set, but the stack's config uses "
-                f"${{env:{var}}}; export it and try again"
-            )
-        return match.group(0)
-
-    value = _ENV_RE.sub(env, value)
-    return value.replace("${home}", str(home or home_dir()))
+def resolve_config(config: dict[str, Any], *, home: Path, where: str = "config") -> dict[str, Any]:
+    """`config` with `${home}` and `${env:NAME}` resolved (every variable must be set)."""
+    return placeholders.resolve(config, home=home, strict=True, where=where)
 
 
 # -- the stack store under the home ------------------------------------------
@@ -215,17 +259,44 @@ class StackStore:
         self.manager = manager
 
     def _path(self, name: str) -> Path:
-        return stacks_dir(self.home) / f"{name}.yaml"
+        if not _valid_name(name):  # also keeps `../x` from naming a file outside the folder
+            raise StackNotFoundError(
+                f"no stack named {name!r} (not a valid stack name); registered stacks: "
+                f"{', '.join(self.names())}"
+            )
+        return stacks_dir(self.home) / f"{normalize_name(name)}.yaml"
 
-    def register(self, path: str | Path, *, activate: bool = False) -> dict[str, Any]:
+    def register(self, path: str | Path, *, activate: bool = False, force: bool = False) -> dict[str, Any]:
+        """Validate a stack file and store it; an existing stack of that name needs `force`."""
         spec = validate_stack(load_stack_file(path), source=str(path), manager=self.manager)
-        target = self._path(spec["name"])
+        name = spec["name"]
+        target = self._path(name)
+        if not force and (target.exists() or name == DEFAULT_STACK):
+            what = "the built-in `local` stack" if name == DEFAULT_STACK and not target.exists() \
+                else f"a registered stack {name!r}"
+            raise StackExistsError(
+                f"{path}: there is already {what}; pass --force (force=True) to replace it, "
+                "or give this stack another `name`"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(spec, sort_keys=False))
-        os.replace(tmp, target)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                yaml.safe_dump(spec, fh, sort_keys=False, allow_unicode=True)
+            if force:
+                os.replace(tmp, target)
+            else:
+                try:  # never replaces a file another `register` wrote in the meantime
+                    os.link(tmp, target)
+                except FileExistsError:
+                    raise StackExistsError(
+                        f"{path}: a stack {name!r} was registered meanwhile; pass --force to replace it"
+                    ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
         if activate:
-            self.set_active(spec["name"])
+            self.set_active(name)
         return spec
 
     def names(self) -> list[str]:
@@ -233,6 +304,7 @@ class StackStore:
         return sorted(found | {DEFAULT_STACK})
 
     def get(self, name: str) -> dict[str, Any]:
+        name = normalize_name(name)
         path = self._path(name)
         if path.exists():
             return validate_stack(load_stack_file(path), source=str(path), manager=self.manager)
@@ -244,11 +316,13 @@ class StackStore:
         )
 
     def delete(self, name: str) -> None:
+        name = normalize_name(name)
         if name == DEFAULT_STACK and not self._path(name).exists():
             raise ConfigError("the built-in `local` stack cannot be deleted")
         if not self._path(name).exists():
             self.get(name)  # raises the not-found error
-        if self.active_name() == name:
+        # Deleting a replacement of `local` brings the built-in one back: nothing is left dangling.
+        if self.active_name() == name and name != DEFAULT_STACK:
             raise ConfigError(
                 f"stack {name!r} is active; activate another first with `kitaru stack set NAME`"
             )
@@ -258,7 +332,7 @@ class StackStore:
         return str(read_settings(self.home).get("active_stack") or DEFAULT_STACK)
 
     def set_active(self, name: str) -> None:
-        self.get(name)
+        name = self.get(name)["name"]
         settings = read_settings(self.home)
         settings["active_stack"] = name
         write_settings(settings, self.home)
@@ -302,17 +376,51 @@ class Stack:
             return self._components[ctype]
 
     def _build(self, ctype: str) -> Any:
+        flavor = self.manager.flavor(ctype, self.spec[ctype]["flavor"])
+        try:
+            return self._construct(ctype, flavor)
+        except KitaruError:
+            raise
+        except Exception as exc:  # a plugin's constructor: say which component and plugin
+            raise StackBuildError(
+                f"stack {self.name!r}: {_component_label(ctype, flavor)} could not be built: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _construct(self, ctype: str, flavor: Any) -> Any:
         from .interfaces import ComponentContext
 
-        entry = self.spec[ctype]
-        flavor = self.manager.flavor(ctype, entry["flavor"])
-        raw = _interpolate(entry.get("config") or {}, strict=True, home=self.home)
-        config = _validate_config(flavor, raw, source=f"stack {self.name!r}", where=f"{ctype}.config")
+        config = validate_config(
+            flavor, self.spec[ctype].get("config") or {}, source=f"stack {self.name!r}",
+            where=f"{ctype}.config", home=self.home, resolve_env=True,
+        )
         cls = flavor.load_class()
         context = ComponentContext(
             home=self.home, stack_name=self.name, durability=self.spec.get("durability", "default")
         )
         return cls(config, context)
+
+    def connect(self) -> dict[str, str]:
+        """Build (then close) every component; returns each one's flavor.
+
+        A `StackBuildError` names every component that failed, its flavor and plugin.
+        """
+        failures: list[str] = []
+        for ctype in COMPONENT_TYPES:
+            label = f"`{ctype}` (flavor {self.spec[ctype]['flavor']!r})"
+            try:
+                flavor = self.manager.flavor(ctype, self.spec[ctype]["flavor"])
+                label = _component_label(ctype, flavor)
+                component = self._construct(ctype, flavor)
+            except Exception as exc:  # any plugin's code: report it and try the others
+                detail = str(exc) if isinstance(exc, KitaruError) else f"{type(exc).__name__}: {exc}"
+                detail = detail.removeprefix(f"stack {self.name!r}: ")
+                failures.append(f"{label} could not be built: {detail}")
+            else:
+                component.close()
+        if failures:
+            raise StackBuildError(f"stack {self.name!r}: " + "; ".join(failures))
+        return {ctype: self.spec[ctype]["flavor"] for ctype in COMPONENT_TYPES}
 
     @property
     def registry(self) -> Any:
@@ -334,6 +442,11 @@ class Stack:
         for comp in self._components.values():
             comp.close()
         self._components.clear()
+
+
+def _component_label(ctype: str, flavor: Any) -> str:
+    plugin = f" from plugin {flavor.plugin!r}" if getattr(flavor, "plugin", "") else ""
+    return f"`{ctype}` (flavor {flavor.name!r}{plugin})"
 
 
 _cache: dict[tuple[str, str], Stack] = {}

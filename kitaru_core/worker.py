@@ -104,12 +104,14 @@ def build_store(spec: dict[str, Any]) -> ArtifactStore:
     """The artifact store the spec names, built through the installed plugins."""
     from .home import home_dir
     from .plugins.manager import default_manager
-    from .stack import _interpolate
+    from .stack import validate_config
 
     flavor = default_manager().flavor("artifact_store", spec["artifact_store"]["flavor"])
     home = home_dir()
-    raw = _interpolate(spec["artifact_store"].get("config") or {}, strict=True, home=home)
-    config = flavor.config.model_validate(raw)
+    config = validate_config(
+        flavor, spec["artifact_store"].get("config") or {}, source="task spec",
+        where="artifact_store.config", home=home, resolve_env=True,
+    )
     context = ComponentContext(home=home, stack_name="worker", durability=spec.get("durability", "default"))
     return flavor.load_class()(config, context)
 

@@ -7,14 +7,28 @@ folder, so which registry holds an execution proves which stack ran it.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from kitaru import checkpoint, flow
-from kitaru_core.errors import ExecutionNotFoundError, StackNotFoundError
+from kitaru_core.errors import (
+    ConfigError,
+    ExecutionNotFoundError,
+    StackBuildError,
+    StackExistsError,
+    StackNotFoundError,
+)
 from kitaru_core.home import stacks_dir
-from kitaru_core.stack import StackStore, builtin_local_stack, get_stack, load_stack_file, validate_stack
+from kitaru_core.stack import (
+    StackStore,
+    builtin_local_stack,
+    clear_stack_cache,
+    get_stack,
+    load_stack_file,
+    validate_stack,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_STACKS = sorted((REPO / "stacks").glob("*.yaml"))
@@ -166,11 +180,36 @@ def test_register_with_activate(cli, elsewhere_file: Path):
     assert StackStore().active_name() == "elsewhere"
 
 
-def test_register_again_replaces_the_stack(cli, elsewhere_file: Path, tmp_path: Path):
+def test_register_again_needs_force_to_replace_the_stack(
+    cli, elsewhere_file: Path, tmp_path: Path, kitaru_home: Path
+):
     cli("stack", "register", str(elsewhere_file))
     changed = write(tmp_path / "v2.yaml", "name: elsewhere\ndescription: second version\n")
-    assert cli("stack", "register", str(changed)).exit_code == 0
+    before = registered_state(kitaru_home)
+    refused = cli("stack", "register", str(changed), "--activate")
+    assert refused.exit_code == 2
+    assert "already a registered stack 'elsewhere'" in refused.stderr and "--force" in refused.stderr
+    assert registered_state(kitaru_home) == before  # neither replaced nor activated
+    with pytest.raises(StackExistsError, match="force"):
+        StackStore().register(changed)
+
+    assert cli("stack", "register", str(changed), "--force").exit_code == 0
     assert cli("stack", "show", "elsewhere", "-o", "json").json()["description"] == "second version"
+
+
+def test_the_built_in_local_stack_is_replaced_only_with_force(cli, tmp_path: Path, kitaru_home: Path):
+    mine = write(tmp_path / "local.yaml", "name: local\ndescription: my local\ndurability: strict\n")
+    refused = cli("stack", "register", str(mine))
+    assert refused.exit_code == 2
+    assert "built-in `local` stack" in refused.stderr and "--force" in refused.stderr
+    assert not (stacks_dir(kitaru_home) / "local.yaml").exists()
+    assert cli("stack", "show", "local", "-o", "json").json() == builtin_local_stack()
+
+    assert cli("stack", "register", str(mine), "--force").exit_code == 0
+    assert cli("stack", "show", "local", "-o", "json").json()["durability"] == "strict"
+    # deleting the replacement brings the built-in one back
+    assert cli("stack", "delete", "local").exit_code == 0
+    assert cli("stack", "show", "local", "-o", "json").json() == builtin_local_stack()
 
 
 def test_validate_checks_without_registering(cli, elsewhere_file: Path, kitaru_home: Path):
@@ -253,7 +292,7 @@ durability: strict
 registry: {{flavor: sqlite, config: {{path: "{data / 'records.db'}", busy_timeout: 5}}}}
 artifact_store: {{flavor: local, config: {{root: "{data / 'artifacts'}"}}}}
 """)
-    cli("stack", "register", str(tmp_path / "v2.yaml"))
+    assert cli("stack", "register", str(tmp_path / "v2.yaml"), "--force").exit_code == 0
     again = get_stack("elsewhere").registry.get_execution(exec_id)
     assert again.stack == record.stack
     assert again.stack["durability"] == "default"
@@ -340,6 +379,25 @@ BAD_FILES = {
     "bad-durability": ("name: shop\ndurability: forever\n",
                        ["`durability` must be one of default, strict", "'forever'"]),
     "bad-name": ("name: my shop\n", ["`name` must be a word", "'my shop'"]),
+    "name-with-a-slash": ("name: ../shop\n", ["`name` must be a word", "'../shop'"]),
+    "unknown-placeholder": ("name: shop\nregistry: {flavor: sqlite, config: {path: '${HOME}/x.db'}}\n",
+                            ["`registry.config.path`", "unknown placeholder '${HOME}'",
+                             "did you mean ${env:HOME}", "${home}"]),
+    "placeholder-in-a-nested-value": (
+        "name: shop\nexecution_target: {flavor: process, config: {env: {A: '${secret:A}'}}}\n",
+        ["`execution_target.config.env.A`", "unknown placeholder '${secret:A}'"]),
+    "env-without-a-name": ("name: shop\nartifact_store: {flavor: local, config: {root: '${env:}'}}\n",
+                           ["`artifact_store.config.root`", "'${env:}' needs an environment variable name"]),
+    "unclosed-placeholder": ("name: shop\nartifact_store: {flavor: local, config: {root: '${home/a'}}\n",
+                             ["`artifact_store.config.root`", "is never closed"]),
+    "relative-sqlite-path": ("name: shop\nregistry: {flavor: sqlite, config: {path: data/shop.db}}\n",
+                             ["`registry.config` of flavor 'sqlite'",
+                              "path: 'data/shop.db' is a relative path", "write an absolute path",
+                              "${home}/"]),
+    "relative-artifact-root": ("name: shop\nartifact_store: {flavor: local, config: {root: ./artifacts}}\n",
+                               ["`artifact_store.config`", "root: './artifacts' is a relative path"]),
+    "relative-python": ("name: shop\nexecution_target: {flavor: process, config: {python: env/bin/python}}\n",
+                        ["`execution_target.config`", "python: 'env/bin/python' is a relative path"]),
     "not-a-mapping": ("- shop\n", ["must be a mapping"]),
 }
 
@@ -353,7 +411,8 @@ def registered_shop(cli, tmp_path: Path) -> Path:
 
 
 def registered_state(home: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in [*stacks_dir(home).glob("*"), home / "settings.yaml"]}
+    return {p.name: p.read_text() for p in [*stacks_dir(home).glob("*"), home / "settings.yaml"]
+            if p.exists()}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
@@ -432,3 +491,129 @@ def test_stack_list_still_lists_when_one_stack_file_went_bad(cli, registered_sho
     assert cli("status").exit_code == 2
     assert cli("stack", "set", "local").exit_code == 0
     assert cli("stack", "delete", "shop").exit_code == 0
+
+
+# -- placeholders: `${env:NAME}` for any field type, resolved only where components are built -----
+
+TIMEOUT_FROM_ENV = """\
+name: tuned
+registry: {flavor: sqlite, config: {busy_timeout: "${env:KITARU_TEST_TIMEOUT}"}}
+execution_target:
+  flavor: process
+  config: {env: "${env:KITARU_TEST_WORKER_ENV}", python: "${env:KITARU_TEST_PY}"}
+"""
+
+
+def test_env_placeholder_fills_a_field_of_any_type(cli, tmp_path: Path, kitaru_home: Path, monkeypatch):
+    for var in ("KITARU_TEST_TIMEOUT", "KITARU_TEST_WORKER_ENV", "KITARU_TEST_PY"):
+        monkeypatch.delenv(var, raising=False)
+    path = write(tmp_path / "tuned.yaml", TIMEOUT_FROM_ENV)
+    # unset while validating: the file is still valid, and stored with its references
+    assert cli("stack", "validate", str(path)).exit_code == 0
+    assert cli("stack", "register", str(path)).exit_code == 0
+    stored = (stacks_dir(kitaru_home) / "tuned.yaml").read_text()
+    assert "${env:KITARU_TEST_TIMEOUT}" in stored and "${env:KITARU_TEST_WORKER_ENV}" in stored
+
+    monkeypatch.setenv("KITARU_TEST_TIMEOUT", "7.5")
+    monkeypatch.setenv("KITARU_TEST_WORKER_ENV", '{"MODE": "fast", "LEVEL": "3"}')
+    monkeypatch.setenv("KITARU_TEST_PY", sys.executable)
+    stack = get_stack("tuned")
+    assert stack.registry.config.busy_timeout == 7.5
+    assert stack.execution_target.config.env == {"MODE": "fast", "LEVEL": "3"}
+    assert stack.execution_target.config.python == sys.executable
+    assert StackStore().get("tuned")["registry"]["config"] == {"busy_timeout": "${env:KITARU_TEST_TIMEOUT}"}
+
+
+def test_env_placeholder_problems_name_the_key_and_never_the_value(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("KITARU_TEST_TIMEOUT", raising=False)
+    path = write(tmp_path / "tuned.yaml", TIMEOUT_FROM_ENV.replace(', python: "${env:KITARU_TEST_PY}"', ""))
+    assert cli("stack", "register", str(path)).exit_code == 0
+    monkeypatch.setenv("KITARU_TEST_WORKER_ENV", "{}")
+
+    unset = r"`registry.config.busy_timeout` uses \$\{env:KITARU_TEST_TIMEOUT\}, but the environment variable"
+    with pytest.raises(ConfigError, match=unset + " KITARU_TEST_TIMEOUT is not set"):
+        get_stack("tuned").registry  # noqa: B018
+    clear_stack_cache()
+
+    monkeypatch.setenv("KITARU_TEST_TIMEOUT", "s3cr3t-value")
+    with pytest.raises(ConfigError) as refused:
+        get_stack("tuned").registry  # noqa: B018
+    message = str(refused.value)
+    assert "tuned" in message and "busy_timeout: expected float" in message
+    assert "${env:KITARU_TEST_TIMEOUT}" in message and "s3cr3t" not in message
+    # set while validating: checked like a literal value
+    result = cli("stack", "validate", str(path))
+    assert result.exit_code == 2
+    assert "busy_timeout: expected float" in result.stderr and "s3cr3t" not in result.stderr
+
+
+def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path):
+    path = write(tmp_path / "cost.yaml", """\
+name: cost
+execution_target: {flavor: process, config: {env: {PRICE: "$$5", TEMPLATE: "$${HOME}"}}}
+""")
+    spec = validate_stack(load_stack_file(path))
+    assert get_stack(spec=spec).execution_target.config.env == {"PRICE": "$5", "TEMPLATE": "${HOME}"}
+
+
+# -- stack validate --connect ----------------------------------------------------------------
+
+
+def test_validate_connect_builds_every_component(cli, elsewhere_file: Path):
+    result = cli("stack", "validate", str(elsewhere_file), "--connect", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["connected"] is True
+    assert (elsewhere_file.parent / "elsewhere-data" / "records.db").is_file()  # really opened
+    assert "every component was built" in cli("stack", "validate", str(elsewhere_file), "--connect").stdout
+
+
+def test_validate_connect_names_each_component_that_fails_and_its_plugin(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("KITARU_TEST_ROOT", raising=False)
+    a_file = write(tmp_path / "not-a-folder", "x")
+    path = write(tmp_path / "broken.yaml", f"""\
+name: broken
+registry: {{flavor: sqlite, config: {{path: "{tmp_path}"}}}}
+artifact_store: {{flavor: local, config: {{root: "{a_file}/artifacts"}}}}
+execution_target: {{flavor: process, config: {{env: {{ROOT: "${{env:KITARU_TEST_ROOT}}"}}}}}}
+""")
+    assert cli("stack", "validate", str(path)).exit_code == 0  # the file itself is fine
+    result = cli("stack", "validate", str(path), "--connect")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("kitaru: error: ") and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "stack 'broken'" in message
+    assert "`registry` (flavor 'sqlite' from plugin 'kitaru-local') could not be built" in message
+    assert "`artifact_store` (flavor 'local' from plugin 'kitaru-local') could not be built" in message
+    assert "`execution_target` (flavor 'process' from plugin 'kitaru-local') could not be built" in message
+    assert "KITARU_TEST_ROOT is not set" in message
+    assert "`orchestrator`" not in message  # the one that builds is not reported
+
+
+def test_a_failing_constructor_at_run_time_names_the_component(tmp_path: Path):
+    a_file = write(tmp_path / "not-a-folder", "x")
+    spec = validate_stack({"name": "broken", "artifact_store": {"flavor": "local",
+                                                                "config": {"root": f"{a_file}/artifacts"}}})
+    expected = r"stack 'broken': `artifact_store` \(flavor 'local' from plugin 'kitaru-local'\) could not"
+    with pytest.raises(StackBuildError, match=expected + r" be built: \w+Error"):
+        get_stack(spec=spec).artifact_store  # noqa: B018
+
+
+# -- stack names in any script ---------------------------------------------------------------
+
+
+def test_non_ascii_stack_names(cli, tmp_path: Path, kitaru_home: Path):
+    import unicodedata
+
+    name = "données-çà"
+    path = write(tmp_path / "fr.yaml", f"name: {unicodedata.normalize('NFD', name)}\n")
+    registered = cli("stack", "register", str(path), "--activate", "-o", "json")
+    assert registered.exit_code == 0, registered.stderr
+    assert registered.json()["registered"] == name  # stored as NFC: one stack however it is typed
+    assert (stacks_dir(kitaru_home) / f"{name}.yaml").is_file()
+    assert name in [r["name"] for r in cli("stack", "list", "-o", "json").json()]
+    assert name in cli("stack", "list").stdout
+    assert cli("stack", "show", unicodedata.normalize("NFD", name), "-o", "json").json()["name"] == name
+    assert StackStore().active_name() == name
+    assert hello("monde") == "hello monde"
+    assert cli("stack", "set", "local").exit_code == 0
+    assert cli("stack", "delete", name).exit_code == 0

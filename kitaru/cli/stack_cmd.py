@@ -25,10 +25,12 @@ def _store():
 def register(
     file: Path = typer.Argument(..., help="A stack YAML file."),
     activate: bool = typer.Option(False, "--activate", help="Also make it the active stack."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace a stack of the same name (the built-in `local` included)."),
     output: Format = OutputOption,
 ) -> None:
     """Validate a stack file and store it under the kitaru home."""
-    spec = _store().register(file, activate=activate)
+    spec = _store().register(file, activate=activate, force=force)
     if output == Format.json:
         print_json({"registered": spec["name"], "active": activate, "stack": spec})
         return
@@ -36,16 +38,27 @@ def register(
 
 
 @app.command("validate")
-def validate(file: Path = typer.Argument(..., help="A stack YAML file."),
-             output: Format = OutputOption) -> None:
+def validate(
+    file: Path = typer.Argument(..., help="A stack YAML file."),
+    connect: bool = typer.Option(
+        False, "--connect",
+        help="Also build each component here (environment variables read, connections opened).",
+    ),
+    output: Format = OutputOption,
+) -> None:
     """Check a stack file (keys, flavors, config types) without registering it."""
-    from kitaru_core.stack import load_stack_file, validate_stack
+    from kitaru_core.home import home_dir
+    from kitaru_core.plugins.manager import default_manager
+    from kitaru_core.stack import Stack, load_stack_file, validate_stack
 
     spec = validate_stack(load_stack_file(file), source=str(file))
+    if connect:
+        Stack(spec=spec, home=home_dir(), manager=default_manager()).connect()
     if output == Format.json:
-        print_json({"valid": True, "stack": spec})
+        print_json({"valid": True, "connected": connect, "stack": spec})
         return
-    typer.echo(f"{file}: stack {spec['name']!r} is valid")
+    built = " and every component was built" if connect else ""
+    typer.echo(f"{file}: stack {spec['name']!r} is valid{built}")
 
 
 @app.command("set")

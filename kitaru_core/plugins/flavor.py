@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import types
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 from ..errors import PluginError
 
@@ -42,11 +43,8 @@ class Flavor:
         """Config field names with their type, default and description, for listings."""
         out: dict[str, dict[str, object]] = {}
         for fname, info in self.config.model_fields.items():
-            annotation = info.annotation
-            # a plain class by its name; `str | None`, `dict[str, str]` spelled out
-            type_name = annotation.__name__ if isinstance(annotation, type) else str(annotation)
             out[fname] = {
-                "type": str(type_name).replace("typing.", ""),
+                "type": type_label(info.annotation),
                 "required": info.is_required(),
                 "default": None if info.is_required() else _jsonable(
                     info.get_default(call_default_factory=True)
@@ -54,6 +52,23 @@ class Flavor:
                 "description": info.description or "",
             }
         return out
+
+
+def type_label(annotation: Any) -> str:
+    """A config field's type as a stack author reads it: `float`, `str | None`, `dict[str, str]`."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:  # e.g. `AbsolutePath`: its validators are not part of the name
+        return type_label(args[0])
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_label(a) for a in args)
+    if annotation is type(None):
+        return "None"
+    if origin is not None and args:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(type_label(a) for a in args)}]"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
 
 
 def _jsonable(value: object) -> object:

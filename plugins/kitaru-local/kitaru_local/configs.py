@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from kitaru_core.config_types import AbsolutePath, Executable
 from kitaru_core.interfaces import FlavorConfig
 
 
 class SqliteRegistryConfig(FlavorConfig):
-    path: str | None = Field(
+    path: AbsolutePath | None = Field(
         default=None, description="SQLite file; default <kitaru home>/kitaru.db"
     )
     busy_timeout: float = Field(
@@ -22,13 +23,13 @@ class SqliteRegistryConfig(FlavorConfig):
 
 
 class LocalArtifactStoreConfig(FlavorConfig):
-    root: str | None = Field(
+    root: AbsolutePath | None = Field(
         default=None, description="Folder for artifacts; default <kitaru home>/artifacts"
     )
 
 
 class LocalOrchestratorConfig(FlavorConfig):
-    python: str | None = Field(
+    python: Executable | None = Field(
         default=None, description="Python executable for background runners; default this one"
     )
 
@@ -38,7 +39,7 @@ class InlineTargetConfig(FlavorConfig):
 
 
 class ProcessTargetConfig(FlavorConfig):
-    python: str | None = Field(
+    python: Executable | None = Field(
         default=None, description="Python executable for workers; default the runner's"
     )
     env: dict[str, str] = Field(
