@@ -888,7 +888,7 @@ def test_mcp_server_tool_calls_are_checkpoints_and_replay(tmp_path: Path, client
     script.write_text(MCP_SERVER.format(hits=str(hits)))
     mcp_agents["calculator"] = Agent(
         FunctionModel(scripted("model", [("add", {"a": 2, "b": 3}), "sum"])), name="calculator",
-        toolsets=[MCPToolset(script)],
+        toolsets=[MCPToolset(script, init_timeout=60)],  # a loaded CI machine starts Python slowly
     )
     flags["publish_fails"] = True
     exec_id = failed_run(calculate.run(), "publishing service")
