@@ -173,6 +173,18 @@ class Execution(_Model):
     #: Totals over every model call of the execution (checkpoints and child events):
     #: {"model_calls", "input_tokens", "output_tokens", "cost_usd"} (`executions.get` only).
     usage: dict[str, Any] = field(default_factory=dict)
+    #: The flow's recorded inputs, `{"args": [...], "kwargs": {...}}` (`executions.get` only).
+    inputs_artifact: Artifact | None = None
+    #: The flow's return value, once it completed (`executions.get` only).
+    result_artifact: Artifact | None = None
+
+    def load_inputs(self) -> dict[str, Any] | None:
+        """The flow's inputs as `{"args": [...], "kwargs": {...}}`; None if not recorded."""
+        return None if self.inputs_artifact is None else self.inputs_artifact.load()
+
+    def load_result(self) -> Any:
+        """The flow's return value; None until it completed."""
+        return None if self.result_artifact is None else self.result_artifact.load()
     #: The run options frozen into the execution when they differ from the defaults:
     #: {"retries": n, "cache": bool, "image": {ImageSettings fields}} (`executions.get` only).
     options: dict[str, Any] = field(default_factory=dict)
@@ -220,8 +232,10 @@ class ExecutionsAPI:
         rec = reg.get_execution(exec_id)
         arts = reg.list_artifacts(exec_id=rec.exec_id)
         by_call: dict[str | None, list[Artifact]] = {}
+        by_id: dict[str, Artifact] = {}
         for a in arts:
-            by_call.setdefault(a.call_id, []).append(Artifact.of(a, stack))
+            art = by_id[a.artifact_id] = Artifact.of(a, stack)
+            by_call.setdefault(a.call_id, []).append(art)
         meta_by_call: dict[str | None, dict[str, Any]] = {}
         for m in reg.get_metadata(rec.exec_id):
             meta_by_call.setdefault(m.call_id, {})[m.key] = m.value
@@ -246,6 +260,8 @@ class ExecutionsAPI:
             options=next((dict(read_value(stack.artifact_store, a)) for a in reversed(arts)
                           if a.name == service.OPTIONS_ARTIFACT and a.call_id is None
                           and a.direction == "input"), {}),
+            inputs_artifact=by_id.get(rec.inputs_artifact or ""),
+            result_artifact=by_id.get(rec.result_artifact or ""),
         )
 
     def list(
@@ -383,7 +399,7 @@ class KitaruClient:
 
 def _call(c: CallRecord, artifacts: list[Artifact], metadata: dict[str, Any]) -> CheckpointCall:
     duration = (c.ended_at - c.started_at) if c.ended_at and c.started_at else None
-    usages = usages_in(metadata)
+    usages = usages_in(metadata) if metadata else []
     return CheckpointCall(
         call_id=c.call_id, name=c.name, status=c.status, attempts=c.attempts, seq=c.seq,
         type=c.type, started_at=_dt(c.started_at), ended_at=_dt(c.ended_at),

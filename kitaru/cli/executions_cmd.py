@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from .execution_view import DEFAULT_CALLS
 from .output import (
     Format,
     OutputOption,
@@ -78,81 +79,26 @@ def _note(e: Any) -> str:
 
 
 @app.command("get")
-def get(exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
-        output: Format = OutputOption) -> None:
-    """Show an execution: checkpoint calls, artifacts, pending wait, failure."""
+def get(
+    exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+    calls: str = typer.Option(
+        str(DEFAULT_CALLS), "--calls",
+        help="Rows of the checkpoint calls table: a number, or `all`. Calls that did not "
+             "complete come first, then the first and last ones; a summary counts them all.",
+    ),
+    full: bool = typer.Option(False, "--full",
+                              help="Whole values (inputs, result, metadata) instead of previews."),
+    output: Format = OutputOption,
+) -> None:
+    """Show an execution: inputs, result, checkpoint calls, metadata, pending wait, failure."""
+    from . import execution_view
+
+    limit = execution_view.parse_calls(calls)
     e = _client().executions.get(exec_id)
     if output == Format.json:
-        print_json(e.to_dict())
+        print_json(execution_view.as_json(e, full=full))
         return
-    from .output import console
-
-    out = console()
-    out.print(f"[bold]execution[/bold] {e.exec_id}")
-    out.print(f"  flow      {e.flow_name}")
-    status = e.status.value + ("  (owner gone: resumable with `kitaru executions resume`)"
-                               if e.resumable and e.status.value == "running" else "")
-    out.print(f"  status    {status}")
-    out.print(f"  stack     {e.stack_name}")
-    out.print(f"  started   {when(e.started_at)}")
-    if e.ended_at:
-        out.print(f"  ended     {when(e.ended_at)}")
-    if e.owner:
-        out.print(f"  owner     {e.owner}")
-    if e.original_exec_id:
-        out.print(f"  replay of {e.original_exec_id}")
-    if e.options:
-        out.print(f"  options   {', '.join(f'{k}={v}' for k, v in e.options.items())}")
-    if e.metadata:
-        out.print(f"  metadata  {e.metadata}")
-    if e.usage.get("model_calls"):
-        out.print(f"  model use {_usage_line(e.usage)}")
-    if e.checkpoints:
-        rows = []
-        for c in e.checkpoints:
-            outp = c.output
-            art = f"{outp.type_name} ({outp.size} B) {outp.artifact_id[:12]}" if outp else ""
-            event_parts = tuple(f"{event_id}." for event_id in c.events)  # shown as events below
-            saved = [a.name for a in c.artifacts
-                     if a.direction == "saved" and not a.name.startswith(event_parts)]
-            rows.append([c.call_id, c.type or "", c.status, c.attempts, duration(c.duration_s), art,
-                         ", ".join(dict.fromkeys(saved))])  # a name saved by each attempt: once
-        table(["call", "type", "status", "attempts", "duration", "output", "saved"], rows,
-              title="checkpoint calls")
-        _print_events(e.checkpoints)
-    if e.pending_wait:
-        w = e.pending_wait
-        schema = (w.schema or {}).get("repr") or "any"
-        out.print(f"[bold yellow]pending wait[/bold yellow] {w.name!r}: {w.question or ''} "
-                  f"(schema: {schema})")
-        out.print(f"  answer it: kitaru executions input {e.exec_id} --wait {w.name} --value JSON")
-    if e.failure:
-        f = e.failure
-        out.print(f"[bold red]failure[/bold red] in {f.get('call_id') or 'the flow body'}: "
-                  f"{(f.get('type') or '').rsplit('.', 1)[-1]}: {f.get('message')}")
-
-
-def _print_events(calls: list[Any]) -> None:
-    """The child events recorded inside checkpoints (model and tool calls), if any."""
-    rows = []
-    for c in calls:
-        for event_id, event in c.events.items():
-            usage = event.get("usage") or {}
-            what = event.get("model") or event.get("tool") or ""
-            rows.append([c.call_id, event_id, event.get("kind", ""), what,
-                         _usage_line(usage, calls=False) if usage else ""])
-    if rows:
-        table(["call", "event", "kind", "model / tool", "usage"], rows,
-              title="events inside checkpoints", no_wrap=("call", "event"))
-
-
-def _usage_line(usage: dict[str, Any], calls: bool = True) -> str:
-    """"3 model calls, 1,200 in / 310 out tokens, ~$0.0021" (a child event: no call count)."""
-    parts = [f"{usage['model_calls']} model call{'s' * (usage['model_calls'] != 1)}"] if calls else []
-    parts.append(f"{usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens")
-    cost = usage.get("cost_usd")
-    parts.append("cost unknown" if cost is None else f"~${cost:.4f}" if cost >= 0.01 else f"~${cost:.6f}")
-    return ", ".join(parts)
+    execution_view.render(e, calls=limit, full=full)
 
 
 @app.command("logs")

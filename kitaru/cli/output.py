@@ -43,12 +43,13 @@ def table(
 ) -> None:
     """A rich table; columns named in `no_wrap` (ids, times) are never broken across lines."""
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=title, show_lines=False, header_style="bold")
     for col in columns:
         t.add_column(col, overflow="fold", no_wrap=col in no_wrap)
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+    for row in rows:  # cells are text, never rich markup: a value may hold "[bold]"
+        t.add_row(*[Text("" if v is None else str(v)) for v in row])
     console().print(t)
 
 
