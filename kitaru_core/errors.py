@@ -69,6 +69,18 @@ class MemoryNotFoundError(KitaruError):
     """A memory key, version or scope that holds nothing (`kitaru.memory`)."""
 
 
+class RegistryDamagedError(KitaruError):
+    """The registry's storage is damaged: not a database, truncated or malformed.
+
+    Never shown as an empty history: the message names the file and the fix.
+    """
+
+
+class StorageError(KitaruError):
+    """The kitaru home (the registry or the artifact store) cannot be written: it is
+    read-only, or its disk is full."""
+
+
 class ExecutionOwnedError(KitaruError):
     """Another live runner owns (holds the lease of) this execution."""
 

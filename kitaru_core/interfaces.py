@@ -8,7 +8,8 @@ inside methods, never at module import time.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -78,8 +79,15 @@ class Registry(Component):
 
     # -- executions -------------------------------------------------------
     @abc.abstractmethod
-    def create_execution(self, record: ExecutionRecord) -> None:
-        """Insert a new execution (its id must be new)."""
+    def create_execution(
+        self, record: ExecutionRecord, artifacts: Sequence[ArtifactRecord] = ()
+    ) -> None:
+        """Insert a new execution (its id must be new) with `artifacts` (its inputs).
+
+        One transaction: either the execution and all of `artifacts` are recorded, or
+        nothing is. An execution whose `inputs_artifact` names a reference that was never
+        recorded could never be resumed.
+        """
 
     @abc.abstractmethod
     def get_execution(self, exec_id: str) -> ExecutionRecord:
@@ -188,6 +196,42 @@ class Registry(Component):
     def get_metadata(self, exec_id: str) -> list[MetadataEntry]:
         """All metadata entries of an execution, in order."""
 
+    # -- housekeeping (optional: a registry without it raises `ConfigError`) ---------
+    def delete_executions(self, exec_ids: Sequence[str]) -> int:
+        """Remove these executions (full ids) and everything recorded for them.
+
+        Removed, in one transaction: the execution rows, their checkpoint calls, waits,
+        log chunks, metadata entries and artifact references. Kept: memory (a version
+        written by one of them stays readable, and so does the artifact reference it
+        points at). Unknown ids are ignored. Returns how many executions were removed.
+        Blobs are never touched here; `kitaru gc` removes those no record references.
+        """
+        raise self._unsupported("deleting executions")
+
+    def referenced_blob_keys(self) -> set[str]:
+        """Every artifact-store key a record still references.
+
+        That is the `key` of every artifact reference (inline ones included) and of
+        every log chunk spilled to the store. `kitaru gc` keeps exactly these (and any
+        blob younger than its grace period), so a registry must raise rather than
+        return a partial set.
+        """
+        raise self._unsupported("listing referenced blobs (kitaru gc)")
+
+    def check_integrity(self, *, full: bool = False) -> list[str] | None:
+        """Problems found in the record's own storage: [] if sound, None if not checkable.
+
+        `full=False` is a quick check, cheap enough for `kitaru status`; `full=True` the
+        thorough one (`kitaru doctor --check`). Each problem is one line of text.
+        """
+        return None
+
+    def _unsupported(self, what: str) -> ConfigError:
+        return ConfigError(
+            f"the registry of stack {self.context.stack_name!r} ({type(self).__name__}) does not "
+            f"support {what}; use a registry flavor that does, such as `sqlite`"
+        )
+
     # -- memory (optional: a registry without it raises `ConfigError`) ---------
     def put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
         """Store a new version of (`record.scope`, `record.key`) and return it with its version.
@@ -236,9 +280,49 @@ class ArtifactStore(Component):
     def put_blob(self, data: bytes, key: str) -> None:
         """Store `data` under its sha256 `key`; a no-op if that key already exists."""
 
+    def put_stream(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Store the concatenation of `chunks` under its sha256 key; return (key, size).
+
+        The contract of `put_blob`: the blob is complete under its key before this
+        returns (and a no-op if that key exists). This default joins the chunks in
+        memory; a store that can writes them as they come, so a large value is never
+        held twice.
+        """
+        data = b"".join(chunks)
+        key = hashlib.sha256(data).hexdigest()
+        self.put_blob(data, key)
+        return key, len(data)
+
     @abc.abstractmethod
     def get_blob(self, key: str) -> bytes:
         """The bytes stored under `key`; `ArtifactNotFoundError` if absent."""
+
+    # -- housekeeping (optional: a store without it raises `ConfigError`) ---------
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every blob in the store, partial ones (left by a killed writer) included.
+
+        An entry that is not a complete blob (say, a temporary file of a writer that
+        died) is listed under its own name as `key`, so that `delete_blob` removes it.
+        `modified` must be the time of the last write, or of the last `put_blob` /
+        `put_stream` that found the blob already in place: `kitaru gc` keeps blobs
+        modified within its grace period, which protects a blob written (or found) by
+        a run that has not recorded its reference yet.
+        """
+        raise self._unsupported("listing blobs (kitaru gc)")
+
+    def delete_blob(self, key: str) -> bool:
+        """Remove the blob (or listed leftover) `key`; False if it was not there."""
+        raise self._unsupported("deleting blobs (kitaru gc)")
+
+    def delete_files(self, prefix: str) -> None:
+        """Remove the named files under `prefix` (task specs and results of a deleted
+        execution); a store without it keeps them."""
+
+    def _unsupported(self, what: str) -> ConfigError:
+        return ConfigError(
+            f"the artifact store of stack {self.context.stack_name!r} ({type(self).__name__}) "
+            f"does not support {what}; use a store flavor that does, such as `local`"
+        )
 
     @abc.abstractmethod
     def write_file(self, path: str, data: bytes) -> None:
@@ -251,6 +335,15 @@ class ArtifactStore(Component):
     @abc.abstractmethod
     def url(self, path: str) -> str:
         """An fsspec URL of a named file, readable by a worker elsewhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """One entry of `ArtifactStore.list_blobs`."""
+
+    key: str
+    size: int
+    modified: float  # unix time of the last write (or of the last put that found it)
 
 
 @dataclass(frozen=True, slots=True)

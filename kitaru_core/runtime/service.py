@@ -83,8 +83,8 @@ def create_execution(
         original_exec_id=original_exec_id, replay=replay, owner=owner,
         lease_expires=now + LEASE_SECONDS if owner else None, created_at=now, started_at=now,
     )
-    registry.create_execution(record)
-    registry.add_artifacts(artifacts)
+    # One transaction: an execution recorded without its inputs could never be resumed.
+    registry.create_execution(record, artifacts)
     return record
 
 

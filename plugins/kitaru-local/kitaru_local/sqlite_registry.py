@@ -12,6 +12,7 @@ file, with fsyncs) run on a background connection, not inside a commit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kitaru_core.errors import ArtifactNotFoundError, ExecutionNotFoundError
+from kitaru_core.errors import ArtifactNotFoundError, ExecutionNotFoundError, StorageError
 from kitaru_core.ids import SHOWN_MATCHES, ambiguous_message, check_id, prefix_range, quoted
 from kitaru_core.interfaces import ComponentContext, Registry
 from kitaru_core.records import (
@@ -34,6 +35,7 @@ from kitaru_core.records import (
     WaitRecord,
 )
 
+from . import sqlite_errors
 from .configs import SqliteRegistryConfig
 
 # Version 2: `calls` without rowid, and artifact versions counted in `artifact_versions`
@@ -216,25 +218,64 @@ class SqliteRegistry(Registry):
     def __init__(self, config: SqliteRegistryConfig, context: ComponentContext) -> None:
         super().__init__(config, context)
         self.path = Path(config.path).expanduser() if config.path else context.home / "kitaru.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            str(self.path), timeout=config.busy_timeout, isolation_level=None,
-            check_same_thread=False, cached_statements=256,
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
         self._strict = context.strict
-        self._conn.execute(f"PRAGMA synchronous={'FULL' if context.strict else 'NORMAL'}")
         self.inline_limit = config.inline_max_bytes
-        # Checkpoints run in _Checkpointer; the automatic one stays as a safety net.
-        self._conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+        #: True when the file (or its folder) cannot be written: reads work, writes raise
+        #: a one-line `StorageError`.
+        self.read_only = not sqlite_errors.writable(self.path)
+        sqlite_errors.check_not_truncated(self.path)
         self._checkpointer = _Checkpointer(str(self.path), config.busy_timeout)
-        self._create_schema()
+        try:
+            if self.read_only:
+                self._conn = self._connect_read_only(config.busy_timeout)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(
+                    str(self.path), timeout=config.busy_timeout, isolation_level=None,
+                    check_same_thread=False, cached_statements=256,
+                )
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(f"PRAGMA synchronous={'FULL' if context.strict else 'NORMAL'}")
+                # Checkpoints run in _Checkpointer; the automatic one stays as a safety net.
+                self._conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+            self._create_schema()
+        except sqlite3.Error as exc:
+            raise sqlite_errors.translate(exc, self.path) from exc
+
+    def _connect_read_only(self, busy_timeout: float) -> sqlite3.Connection:
+        """Open a database nobody here may write: shared read-only if SQLite can keep its
+        WAL index, else as immutable (a read-only home has no other writer)."""
+        if not self.path.exists():
+            raise StorageError(
+                f"there is no registry at {self.path} and its folder is read-only; make the "
+                "kitaru home writable (or set KITARU_HOME to a writable folder) and run `kitaru init`"
+            )
+        uri = self.path.resolve().as_uri()
+        for mode in ("mode=ro", "immutable=1"):
+            conn = sqlite3.connect(
+                f"{uri}?{mode}", uri=True, timeout=busy_timeout, isolation_level=None,
+                check_same_thread=False, cached_statements=256,
+            )
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                if mode == "immutable=1":
+                    raise
+        raise AssertionError("unreachable")
 
     def _create_schema(self) -> None:
         with self._lock:
             if self._schema_version() >= SCHEMA_VERSION:
                 return
+            if self.read_only:
+                raise StorageError(
+                    f"the registry at {self.path} needs an upgrade (schema "
+                    f"{self._schema_version()} -> {SCHEMA_VERSION}) but its folder is read-only; "
+                    "open it once from a writable kitaru home"
+                )
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 found = self._schema_version()  # another process may have done it meanwhile
@@ -259,40 +300,60 @@ class SqliteRegistry(Registry):
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     class _Tx:
-        __slots__ = ("checkpointer", "conn", "lock")
+        """One write transaction; a SQLite failure leaves as a typed kitaru error."""
+
+        __slots__ = ("checkpointer", "conn", "lock", "path")
 
         def __init__(
-            self, conn: sqlite3.Connection, lock: threading.RLock, checkpointer: _Checkpointer
+            self, conn: sqlite3.Connection, lock: threading.RLock, checkpointer: _Checkpointer,
+            path: Path,
         ) -> None:
             self.conn = conn
             self.lock = lock
             self.checkpointer = checkpointer
+            self.path = path
 
         def __enter__(self) -> sqlite3.Connection:
             self.lock.acquire()
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
-            except BaseException:
+            except BaseException as exc:
                 self.lock.release()
+                if isinstance(exc, sqlite3.Error):
+                    raise sqlite_errors.translate(exc, self.path) from exc
                 raise
             return self.conn
 
         def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
             try:
                 if exc_type:
-                    self.conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself
+                        self.conn.execute("ROLLBACK")
                 else:
-                    self.conn.execute("COMMIT")
+                    try:
+                        self.conn.execute("COMMIT")
+                    except sqlite3.Error as err:
+                        if self.conn.in_transaction:
+                            with contextlib.suppress(sqlite3.Error):
+                                self.conn.execute("ROLLBACK")
+                        raise sqlite_errors.translate(err, self.path) from err
                     self.checkpointer.committed()
             finally:
                 self.lock.release()
+            if isinstance(exc, sqlite3.Error):
+                translated = sqlite_errors.translate(exc, self.path)
+                if translated is not exc:
+                    raise translated from exc
 
     def _tx(self) -> SqliteRegistry._Tx:
-        return SqliteRegistry._Tx(self._conn, self._lock, self._checkpointer)
+        return SqliteRegistry._Tx(self._conn, self._lock, self._checkpointer, self.path)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise sqlite_errors.translate(exc, self.path) from exc
 
     def close(self) -> None:
         self._checkpointer.close()
@@ -300,7 +361,9 @@ class SqliteRegistry(Registry):
             self._conn.close()
 
     # -- executions ---------------------------------------------------------------
-    def create_execution(self, record: ExecutionRecord) -> None:
+    def create_execution(
+        self, record: ExecutionRecord, artifacts: Sequence[ArtifactRecord] = ()
+    ) -> None:
         values = [
             _dumps(getattr(record, c)) if c in _EXEC_JSON else getattr(record, c)
             for c in _EXEC_COLS
@@ -311,6 +374,8 @@ class SqliteRegistry(Registry):
                 f"VALUES ({', '.join('?' * len(_EXEC_COLS))})",
                 values,
             )
+            if artifacts:
+                self._insert_artifacts(conn, artifacts)
 
     @staticmethod
     def _exec(row: tuple[Any, ...]) -> ExecutionRecord:
@@ -443,10 +508,13 @@ class SqliteRegistry(Registry):
             # A single statement is its own transaction (the "running" record of every
             # call): no BEGIN/COMMIT round trips.
             with self._lock:
-                if self._strict and call.status == "running":
-                    self._commit_unsynced(row)
-                else:
-                    self._conn.execute(_INSERT_CALL, row)
+                try:
+                    if self._strict and call.status == "running":
+                        self._commit_unsynced(row)
+                    else:
+                        self._conn.execute(_INSERT_CALL, row)
+                except sqlite3.Error as exc:
+                    raise sqlite_errors.translate(exc, self.path) from exc
                 self._checkpointer.committed()
             return
         with self._tx() as conn:
@@ -617,6 +685,43 @@ class SqliteRegistry(Registry):
             (exec_id,),
         )
         return [MetadataEntry(r[0], r[1], r[2], _loads(r[3]), r[4]) for r in rows]
+
+    # -- housekeeping -------------------------------------------------------------------------------
+    def delete_executions(self, exec_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(exec_ids))
+        removed = 0
+        with self._tx() as conn:
+            for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+                batch = ids[start:start + 500]
+                marks = ", ".join("?" * len(batch))
+                for table in ("calls", "waits", "logs", "metadata"):
+                    conn.execute(f"DELETE FROM {table} WHERE exec_id IN ({marks})", batch)
+                # Memory outlives executions: keep the references its versions point at.
+                conn.execute(
+                    f"DELETE FROM artifacts WHERE exec_id IN ({marks}) AND artifact_id NOT IN "
+                    "(SELECT artifact_id FROM memory WHERE artifact_id IS NOT NULL)",
+                    batch,
+                )
+                removed += conn.execute(
+                    f"DELETE FROM executions WHERE exec_id IN ({marks})", batch
+                ).rowcount
+        return removed
+
+    def referenced_blob_keys(self) -> set[str]:
+        rows = self._query(
+            "SELECT key FROM artifacts UNION SELECT key FROM logs WHERE key IS NOT NULL"
+        )
+        return {r[0] for r in rows}
+
+    def check_integrity(self, *, full: bool = False) -> list[str] | None:
+        pragma = "integrity_check" if full else "quick_check"
+        try:
+            with self._lock:
+                rows = self._conn.execute(f"PRAGMA {pragma}").fetchall()
+        except sqlite3.Error as exc:
+            return [f"{self.path}: {exc}"]
+        problems = [str(r[0]) for r in rows if r[0] != "ok"]
+        return [f"{self.path}: {p}" for p in problems]
 
     # -- memory -------------------------------------------------------------------------------------
     @staticmethod
