@@ -303,10 +303,10 @@ class ArtifactStore(Component):
 
         An entry that is not a complete blob (say, a temporary file of a writer that
         died) is listed under its own name as `key`, so that `delete_blob` removes it.
-        `modified` must be the time of the last write, or of the last `put_blob` /
-        `put_stream` that found the blob already in place: `kitaru gc` keeps blobs
-        modified within its grace period, which protects a blob written (or found) by
-        a run that has not recorded its reference yet.
+        `modified` must be the time of the last write, or no older than a minute before
+        the last `put_blob` / `put_stream` that found the blob already in place (a put
+        refreshes it): `kitaru gc` keeps blobs modified within its grace period, which
+        protects a blob written (or found) by a run that has not recorded it yet.
         """
         raise self._unsupported("listing blobs (kitaru gc)")
 

@@ -24,9 +24,10 @@ same value again costs one `utime` (no open, no write).
 `<root>/blobs/incoming/` while hashing and renames the finished file to its
 key, so a streamed blob is never partial under its key.
 
-Every put refreshes the blob's modification time, also when it finds the blob
-in place: `kitaru gc` removes only blobs untouched for its grace period, so a
-blob a run just wrote or reused, and has not recorded yet, is never removed.
+Every put leaves the blob's modification time within the last minute, also
+when it finds the blob in place (it refreshes an older one): `kitaru gc` removes
+only blobs untouched for its grace period, so a blob a run just wrote or reused,
+and has not recorded yet, is never removed.
 Leftovers of killed writers (temporary files, partial blobs) are listed by
 `list_blobs` and removed by `kitaru gc` like any unreferenced blob.
 """
@@ -38,6 +39,7 @@ import errno
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -240,10 +242,16 @@ class LocalArtifactStore(ArtifactStore):
 _KNOWN_KEYS_MAX = 65536
 
 
+#: A put that finds its blob in place refreshes the blob's time only when it is older than
+#: this (seconds), so a hot blob costs one `stat`, not a write of its inode, per put.
+REFRESH_AFTER_SECONDS = 60.0
+
+
 def _touch(path: str) -> bool:
-    """Refresh a blob's modification time (see the module doc); False if it is gone."""
+    """Refresh a blob's modification time if it is stale (see the module doc); False if gone."""
     try:
-        os.utime(path)
+        if os.stat(path).st_mtime < time.time() - REFRESH_AFTER_SECONDS:
+            os.utime(path)
     except FileNotFoundError:
         return False
     return True
