@@ -47,10 +47,10 @@ def test_an_execution_and_its_inputs_are_recorded_together_or_not_at_all(monkeyp
     def broken(conn, artifacts):
         raise sqlite3.OperationalError("injected failure while recording the inputs")
 
-    monkeypatch.setattr(SqliteRegistry, "_insert_artifacts", staticmethod(broken))
-    with pytest.raises(sqlite3.OperationalError, match="injected"):
-        shouting.run("a")
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        patched.setattr(SqliteRegistry, "_insert_artifacts", staticmethod(broken))
+        with pytest.raises(sqlite3.OperationalError, match="injected"):
+            shouting.run("a")
     # No execution was left behind without its inputs (it could never be resumed).
     assert get_stack().registry.list_executions() == []
 
