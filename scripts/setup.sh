@@ -7,4 +7,5 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" -e plugins/kitaru-local
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" -e plugins/kitaru-local \
+  -e plugins/kitaru-postgres

@@ -19,6 +19,28 @@ from kitaru_core.stack import clear_stack_cache
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The conformance kits' pytest plugin (`requires` marker, --kitaru-require-backends).
+pytest_plugins = ["kitaru_core.testing.plugin"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> Any:
+    """A real PostgreSQL server on 127.0.0.1 for this test session (one per xdist worker)."""
+    from services.postgres import running_postgres, server_bin
+
+    from kitaru_core.testing.plugin import backend_unavailable
+
+    if server_bin() is None:
+        backend_unavailable(request, "PostgreSQL server binaries not found (apt-get install postgresql)")
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.create_database()
+
 
 # -- no test calls a real model provider ----------------------------------------------------------
 

@@ -210,6 +210,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+
 class SqliteRegistry(Registry):
     """Registry in one SQLite file, safe for many threads and processes."""
 

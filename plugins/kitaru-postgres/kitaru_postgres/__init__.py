@@ -1,0 +1,1 @@
+"""kitaru's PostgreSQL registry flavor."""

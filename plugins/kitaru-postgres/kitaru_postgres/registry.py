@@ -1,0 +1,537 @@
+"""The `postgres` registry: the durable record in a PostgreSQL database (psycopg 3, pooled).
+
+Same semantics as the embedded `sqlite` registry, for many machines at once:
+state transitions are single conditional UPDATEs (compare-and-set on the row's
+`version`, fencing on `owner`), so any number of runners, workers and clients may
+share one database. Every commit is durable on the server (`synchronous_commit`
+as the server is configured; kitaru does not lower it), so `durability: strict`
+needs nothing more here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from kitaru_core.errors import ArtifactNotFoundError, ConfigError, ExecutionNotFoundError, KitaruError
+from kitaru_core.ids import SHOWN_MATCHES, ambiguous_message, check_id, prefix_range, quoted
+from kitaru_core.interfaces import ComponentContext, Registry
+from kitaru_core.records import (
+    ArtifactRecord,
+    CallRecord,
+    ExecutionRecord,
+    LogChunk,
+    MemoryRecord,
+    MetadataEntry,
+    WaitRecord,
+)
+
+from .config import PostgresRegistryConfig
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import psycopg
+
+_EXEC_COLS = (
+    "exec_id", "flow_name", "status", "flow_ref", "stack", "inputs_artifact", "result_artifact",
+    "failure", "original_exec_id", "replay", "owner", "lease_expires", "created_at",
+    "started_at", "ended_at", "version",
+)
+_EXEC_JSON = frozenset({"flow_ref", "stack", "failure", "replay"})
+_EXEC_SELECT = ", ".join(_EXEC_COLS)
+_CALL_COLS = (
+    "exec_id", "call_id", "name", "seq", "status", "type", "attempts", "started_at", "ended_at",
+    "output_artifact", "error", "cache_key", "task",
+)
+_CALL_SELECT = ", ".join(_CALL_COLS)
+_ART_COLS = (
+    "artifact_id", "exec_id", "name", "direction", "key", "serializer", "type_name", "size",
+    "call_id", "version", "created_at", "metadata", "data",
+)  # ArtifactRecord's field order: a row builds a record positionally
+_ART_SELECT = ", ".join(_ART_COLS)
+_WAIT_COLS = (
+    "exec_id", "name", "seq", "status", "question", "schema", "metadata", "value", "timeout",
+    "created_at", "answered_at",
+)
+_MEM_COLS = "scope, key, version, artifact_id, deleted, exec_id, call_id, created_at"
+
+_INSERT_CALL = (
+    f"INSERT INTO calls ({_CALL_SELECT}) VALUES ({', '.join(['%s'] * len(_CALL_COLS))}) "
+    "ON CONFLICT (exec_id, call_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _CALL_COLS[2:])
+)
+# The version of an artifact name is counted in artifact_versions; the upsert's row lock
+# serializes writers of one name, so versions are dense and unique per name.
+_NEXT_VERSION = (
+    "INSERT INTO artifact_versions (name, latest) VALUES (%s, 1) ON CONFLICT (name) "
+    "DO UPDATE SET latest = artifact_versions.latest + 1 RETURNING latest"
+)
+_INSERT_ART = (
+    f"INSERT INTO artifacts ({_ART_SELECT}) VALUES ({', '.join(['%s'] * len(_ART_COLS))})"
+)
+_INSERT_LOG = (
+    "INSERT INTO logs (exec_id, call_id, stream, text, key, created_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
+_INSERT_META = (
+    "INSERT INTO metadata (exec_id, call_id, key, value, created_at) VALUES (%s, %s, %s, %s, %s)"
+)
+# Log chunks of one execution are appended under a per-execution transaction lock: a
+# follower reading `seq > after` then never misses a chunk whose sequence number was taken
+# before another's but committed after it.
+_LOCK_EXEC_LOGS = "SELECT pg_advisory_xact_lock(hashtextextended('kitaru-logs:' || %s, 0))"
+_LOCK_MEMORY_KEY = "SELECT pg_advisory_xact_lock(hashtextextended('kitaru-memory:' || %s, 0))"
+_LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(hashtextextended('kitaru-schema:' || %s, 0))"
+
+
+class RegistryUnavailableError(KitaruError):
+    """The PostgreSQL server could not be reached or refused the connection."""
+
+
+def _describe(url: str) -> str:
+    """The server and database of a URL, without its password."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(url)
+    except Exception:
+        return "the configured PostgreSQL server"
+    host = parts.get("host") or "localhost"
+    return f"postgresql://{parts.get('user') or ''}@{host}:{parts.get('port') or 5432}/" \
+        f"{parts.get('dbname') or ''}"
+
+
+class PostgresRegistry(Registry):
+    """Registry in a PostgreSQL database, shared by many processes and machines."""
+
+    config: PostgresRegistryConfig
+
+    def __init__(self, config: PostgresRegistryConfig, context: ComponentContext) -> None:
+        super().__init__(config, context)
+        import psycopg
+        from psycopg.types.json import Jsonb
+        from psycopg_pool import ConnectionPool
+
+        self._psycopg = psycopg
+        self._jsonb = Jsonb
+        self.inline_limit = config.inline_max_bytes
+        self.where = _describe(config.url)
+        schema = config.db_schema
+
+        def configure(conn: psycopg.Connection) -> None:
+            conn.autocommit = True
+            conn.execute(f'SET search_path TO "{schema}"')
+            conn.autocommit = False
+
+        self._pool = ConnectionPool(
+            config.url, min_size=config.min_connections, max_size=config.max_connections,
+            timeout=config.connect_timeout, configure=configure, open=False,
+            kwargs={"connect_timeout": max(1, int(config.connect_timeout))},
+            name=f"kitaru-{context.stack_name}",
+        )
+        try:
+            self._pool.open(wait=True, timeout=config.connect_timeout)
+        except Exception as exc:
+            self._pool.close()
+            raise RegistryUnavailableError(
+                f"cannot connect to the registry database {self.where} of stack "
+                f"{context.stack_name!r}: {_first_line(exc)}; check that the server runs and the "
+                "stack's registry url (user, password, host, database) is right"
+            ) from None
+        self._closed = threading.Event()
+        self._migrate()
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.db_schema}"')
+            finally:
+                conn.autocommit = False
+            with conn.transaction():
+                conn.execute(_LOCK_MIGRATIONS, (self.config.db_schema,))
+                conn.execute("CREATE TABLE IF NOT EXISTS kitaru_schema (version INTEGER NOT NULL)")
+                row = conn.execute("SELECT version FROM kitaru_schema").fetchone()
+                found = 0 if row is None else int(row[0])
+                if row is None:
+                    conn.execute("INSERT INTO kitaru_schema (version) VALUES (0)")
+                if found > SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"the registry database {self.where} has kitaru schema version {found}, "
+                        f"newer than this kitaru-postgres understands ({SCHEMA_VERSION}); "
+                        "upgrade kitaru-postgres on this machine"
+                    )
+                for statements in MIGRATIONS[found:]:
+                    for stmt in statements:
+                        conn.execute(stmt)
+                conn.execute("UPDATE kitaru_schema SET version = %s", (SCHEMA_VERSION,))
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def _json(self, value: Any) -> Any:
+        return None if value is None else self._jsonb(value)
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self._pool.close()
+
+    # -- executions ----------------------------------------------------------------------
+    def create_execution(self, record: ExecutionRecord) -> None:
+        values = [
+            self._json(getattr(record, c)) if c in _EXEC_JSON else getattr(record, c)
+            for c in _EXEC_COLS
+        ]
+        self._write(
+            f"INSERT INTO executions ({_EXEC_SELECT}) VALUES ({', '.join(['%s'] * len(values))})",
+            values,
+        )
+
+    @staticmethod
+    def _exec(row: tuple[Any, ...]) -> ExecutionRecord:
+        data = dict(zip(_EXEC_COLS, row, strict=True))
+        data["flow_ref"] = data["flow_ref"] or {}
+        data["stack"] = data["stack"] or {}
+        return ExecutionRecord(**data)
+
+    def get_execution(self, exec_id: str) -> ExecutionRecord:
+        check_id("execution", exec_id)
+        rows = self._query(f"SELECT {_EXEC_SELECT} FROM executions WHERE exec_id = %s", (exec_id,))
+        if not rows:
+            rows = self._by_prefix("executions", "exec_id", _EXEC_SELECT, exec_id)
+            if len(rows) > 1:
+                found = [self._exec(r) for r in rows]
+                raise ExecutionNotFoundError(ambiguous_message(
+                    "execution", exec_id,
+                    [f"{e.exec_id[:12]} ({e.flow_name}, {e.status})" for e in found],
+                    more=len(rows) > SHOWN_MATCHES,
+                ))
+        if not rows:
+            raise ExecutionNotFoundError(
+                f"no execution {quoted(exec_id)} in the registry at {self.where}; list executions "
+                "with `kitaru executions list` (or check the stack with KITARU_STACK)"
+            )
+        return self._exec(rows[0])
+
+    def _by_prefix(self, table: str, column: str, cols: str, prefix: str) -> list[tuple[Any, ...]]:
+        """Rows whose `column` starts with `prefix`, taken literally: a range of the key."""
+        low, high = prefix_range(prefix)
+        return self._query(
+            f"SELECT {cols} FROM {table} WHERE {column} >= %s AND {column} < %s "
+            f"AND left({column}, %s) = %s ORDER BY {column} LIMIT %s",
+            (low, high, len(prefix), prefix, SHOWN_MATCHES + 1),
+        )
+
+    def list_executions(
+        self, *, flow_name: str | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[ExecutionRecord]:
+        where, params = [], []
+        if flow_name:
+            where.append("flow_name = %s")
+            params.append(flow_name)
+        if status:
+            where.append("status = %s")
+            params.append(status)
+        sql = f"SELECT {_EXEC_SELECT} FROM executions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, row_order DESC"
+        if limit:
+            sql += " LIMIT %s"
+            params.append(int(limit))
+        return [self._exec(r) for r in self._query(sql, params)]
+
+    def claim_execution(
+        self, exec_id: str, *, owner: str, lease_expires: float, expected_version: int
+    ) -> bool:
+        return self._write(
+            "UPDATE executions SET owner = %s, lease_expires = %s, status = 'running', "
+            "failure = NULL, ended_at = NULL, version = version + 1 "
+            "WHERE exec_id = %s AND version = %s",
+            (owner, lease_expires, exec_id, expected_version),
+        ) == 1
+
+    def renew_lease(self, exec_id: str, *, owner: str, lease_expires: float) -> bool:
+        return self._write(
+            "UPDATE executions SET lease_expires = %s WHERE exec_id = %s AND owner = %s "
+            "AND status IN ('running', 'waiting')",
+            (lease_expires, exec_id, owner),
+        ) == 1
+
+    def update_execution(
+        self,
+        exec_id: str,
+        fields: dict[str, Any],
+        *,
+        owner: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+    ) -> bool:
+        unknown = set(fields) - set(_EXEC_COLS)
+        if unknown:
+            raise ValueError(f"unknown execution fields: {', '.join(sorted(unknown))}")
+        sets = ", ".join(f"{k} = %s" for k in fields)
+        params: list[Any] = [self._json(v) if k in _EXEC_JSON else v for k, v in fields.items()]
+        sql = f"UPDATE executions SET {sets}, version = version + 1 WHERE exec_id = %s"
+        params.append(exec_id)
+        if owner is not None:
+            sql += " AND owner = %s"
+            params.append(owner)
+        if statuses is not None:
+            sql += " AND status = ANY(%s)"
+            params.append(list(statuses))
+        return self._write(sql, params) == 1
+
+    # -- calls ------------------------------------------------------------------------------
+    def get_calls(self, exec_id: str) -> list[CallRecord]:
+        rows = self._query(
+            f"SELECT {_CALL_SELECT} FROM calls WHERE exec_id = %s ORDER BY seq, started_at",
+            (exec_id,),
+        )
+        return [CallRecord(*r) for r in rows]
+
+    def _call_row(self, call: CallRecord) -> tuple[Any, ...]:
+        return (
+            call.exec_id, call.call_id, call.name, call.seq, call.status, call.type,
+            call.attempts, call.started_at, call.ended_at, call.output_artifact,
+            self._json(call.error), call.cache_key, self._json(call.task),
+        )
+
+    def save_call(
+        self,
+        call: CallRecord,
+        artifacts: Sequence[ArtifactRecord] = (),
+        logs: Sequence[LogChunk] = (),
+        metadata: Sequence[MetadataEntry] = (),
+    ) -> None:
+        with self._pool.connection() as conn:
+            if logs:
+                conn.execute(_LOCK_EXEC_LOGS, (call.exec_id,))
+            conn.execute(_INSERT_CALL, self._call_row(call))
+            if artifacts:
+                self._insert_artifacts(conn, artifacts)
+            if logs:
+                self._insert_logs(conn, logs)
+            if metadata:
+                self._insert_metadata(conn, metadata)
+
+    def find_cached_call(self, cache_key: str) -> CallRecord | None:
+        rows = self._query(
+            f"SELECT {_CALL_SELECT} FROM calls WHERE cache_key = %s AND status = 'completed' "
+            "ORDER BY ended_at DESC LIMIT 1",
+            (cache_key,),
+        )
+        return CallRecord(*rows[0]) if rows else None
+
+    # -- artifacts -----------------------------------------------------------------------------
+    def _insert_artifacts(self, conn: psycopg.Connection, artifacts: Sequence[ArtifactRecord]) -> None:
+        rows = []
+        for a in artifacts:
+            version = conn.execute(_NEXT_VERSION, (a.name,)).fetchone()[0]  # type: ignore[index]
+            rows.append((
+                a.artifact_id, a.exec_id, a.name, a.direction, a.key, a.serializer, a.type_name,
+                a.size, a.call_id, version, a.created_at, self._json(a.metadata), a.data,
+            ))
+        with conn.cursor() as cur:
+            cur.executemany(_INSERT_ART, rows)
+
+    def add_artifacts(self, artifacts: list[ArtifactRecord]) -> None:
+        if not artifacts:
+            return
+        with self._pool.connection() as conn:
+            self._insert_artifacts(conn, artifacts)
+
+    @staticmethod
+    def _art(row: tuple[Any, ...]) -> ArtifactRecord:
+        art = ArtifactRecord(*row)
+        if art.data is not None:
+            art.data = bytes(art.data)
+        return art
+
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        check_id("artifact", artifact_id)
+        rows = self._query(
+            f"SELECT {_ART_SELECT} FROM artifacts WHERE artifact_id = %s", (artifact_id,)
+        )
+        if not rows:
+            rows = self._by_prefix("artifacts", "artifact_id", _ART_SELECT, artifact_id)
+            if len(rows) > 1:
+                found = [self._art(r) for r in rows]
+                raise ArtifactNotFoundError(ambiguous_message(
+                    "artifact", artifact_id,
+                    [f"{a.artifact_id[:12]} ({a.name}, execution {a.exec_id[:12]})" for a in found],
+                    more=len(rows) > SHOWN_MATCHES,
+                ))
+        if not rows:
+            raise ArtifactNotFoundError(
+                f"no artifact {quoted(artifact_id)}; list them with `kitaru executions get EXEC_ID`"
+            )
+        return self._art(rows[0])
+
+    def list_artifacts(
+        self, *, exec_id: str | None = None, name: str | None = None, call_id: str | None = None
+    ) -> list[ArtifactRecord]:
+        where, params = [], []
+        for col, val in (("exec_id", exec_id), ("name", name), ("call_id", call_id)):
+            if val is not None:
+                where.append(f"{col} = %s")
+                params.append(val)
+        sql = f"SELECT {_ART_SELECT} FROM artifacts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, row_order"
+        return [self._art(r) for r in self._query(sql, params)]
+
+    # -- waits ----------------------------------------------------------------------------------
+    def create_wait(self, wait: WaitRecord) -> WaitRecord:
+        self._write(
+            f"INSERT INTO waits ({', '.join(_WAIT_COLS)}) "
+            f"VALUES ({', '.join(['%s'] * len(_WAIT_COLS))}) ON CONFLICT (exec_id, name) DO NOTHING",
+            (
+                wait.exec_id, wait.name, wait.seq, wait.status, wait.question,
+                self._json(wait.schema), self._json(wait.metadata), self._json(wait.value),
+                wait.timeout, wait.created_at, wait.answered_at,
+            ),
+        )
+        return next(w for w in self.get_waits(wait.exec_id) if w.name == wait.name)
+
+    def get_waits(self, exec_id: str) -> list[WaitRecord]:
+        rows = self._query(
+            f"SELECT {', '.join(_WAIT_COLS)} FROM waits WHERE exec_id = %s ORDER BY seq",
+            (exec_id,),
+        )
+        return [WaitRecord(*r) for r in rows]
+
+    def answer_wait(self, exec_id: str, name: str, value: Any) -> bool:
+        import time
+
+        # JSON null is stored as a JSON value (not SQL NULL), so `value` reads back as given.
+        return self._write(
+            "UPDATE waits SET status = 'answered', value = %s, answered_at = %s "
+            "WHERE exec_id = %s AND name = %s AND status = 'pending'",
+            (self._jsonb(value), time.time(), exec_id, name),
+        ) == 1
+
+    # -- logs and metadata -----------------------------------------------------------------------
+    @staticmethod
+    def _insert_logs(conn: psycopg.Connection, chunks: Sequence[LogChunk]) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(
+                _INSERT_LOG,
+                [(c.exec_id, c.call_id, c.stream, c.text, c.key, c.created_at) for c in chunks],
+            )
+
+    def _insert_metadata(self, conn: psycopg.Connection, entries: Sequence[MetadataEntry]) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(
+                _INSERT_META,
+                [(m.exec_id, m.call_id, m.key, self._jsonb(m.value), m.created_at) for m in entries],
+            )
+
+    def append_logs(self, chunks: list[LogChunk]) -> None:
+        if not chunks:
+            return
+        with self._pool.connection() as conn:
+            for exec_id in sorted({c.exec_id for c in chunks}):
+                conn.execute(_LOCK_EXEC_LOGS, (exec_id,))
+            self._insert_logs(conn, chunks)
+
+    def get_logs(
+        self, exec_id: str, *, call_id: str | None = None, after: int = 0
+    ) -> list[LogChunk]:
+        sql = (
+            "SELECT exec_id, call_id, seq, stream, text, created_at, key FROM logs "
+            "WHERE exec_id = %s AND seq > %s"
+        )
+        params: list[Any] = [exec_id, after]
+        if call_id is not None:
+            sql += " AND call_id = %s"
+            params.append(call_id)
+        return [LogChunk(*r) for r in self._query(sql + " ORDER BY seq", params)]
+
+    def add_metadata(self, entries: list[MetadataEntry]) -> None:
+        if not entries:
+            return
+        with self._pool.connection() as conn:
+            self._insert_metadata(conn, entries)
+
+    def get_metadata(self, exec_id: str) -> list[MetadataEntry]:
+        rows = self._query(
+            "SELECT exec_id, call_id, key, value, created_at FROM metadata WHERE exec_id = %s "
+            "ORDER BY id",
+            (exec_id,),
+        )
+        return [MetadataEntry(*r) for r in rows]
+
+    # -- memory ------------------------------------------------------------------------------------
+    def put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
+        import dataclasses
+
+        with self._pool.connection() as conn:
+            conn.execute(_LOCK_MEMORY_KEY, (f"{len(record.scope)}:{record.scope}:{record.key}",))
+            if record.call_id is not None:
+                done = conn.execute(
+                    f"SELECT {_MEM_COLS} FROM memory WHERE scope = %s AND key = %s "
+                    "AND exec_id = %s AND call_id = %s ORDER BY version LIMIT 1",
+                    (record.scope, record.key, record.exec_id, record.call_id),
+                ).fetchone()
+                if done is not None:
+                    return MemoryRecord(*done)
+            latest = conn.execute(
+                "SELECT MAX(version) FROM memory WHERE scope = %s AND key = %s",
+                (record.scope, record.key),
+            ).fetchone()[0]  # type: ignore[index]
+            stored = dataclasses.replace(record, version=(latest or 0) + 1)
+            if artifact is not None:
+                self._insert_artifacts(conn, [artifact])
+            conn.execute(
+                f"INSERT INTO memory ({_MEM_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (stored.scope, stored.key, stored.version, stored.artifact_id, stored.deleted,
+                 stored.exec_id, stored.call_id, stored.created_at),
+            )
+        return stored
+
+    def get_memory(self, scope: str, key: str, version: int | None = None) -> MemoryRecord | None:
+        if version is None:
+            rows = self._query(
+                f"SELECT {_MEM_COLS} FROM memory WHERE scope = %s AND key = %s "
+                "ORDER BY version DESC LIMIT 1",
+                (scope, key),
+            )
+        else:
+            rows = self._query(
+                f"SELECT {_MEM_COLS} FROM memory WHERE scope = %s AND key = %s AND version = %s",
+                (scope, key, version),
+            )
+        return MemoryRecord(*rows[0]) if rows else None
+
+    def list_memory(self, scope: str, *, include_deleted: bool = False) -> list[MemoryRecord]:
+        rows = self._query(
+            f"SELECT {_MEM_COLS} FROM (SELECT DISTINCT ON (key) {_MEM_COLS} FROM memory "
+            "WHERE scope = %s ORDER BY key, version DESC) AS latest"
+            + ("" if include_deleted else " WHERE NOT deleted") + " ORDER BY key",
+            (scope,),
+        )
+        return [MemoryRecord(*r) for r in rows]
+
+    def memory_history(self, scope: str, key: str) -> list[MemoryRecord]:
+        rows = self._query(
+            f"SELECT {_MEM_COLS} FROM memory WHERE scope = %s AND key = %s ORDER BY version",
+            (scope, key),
+        )
+        return [MemoryRecord(*r) for r in rows]
+
+    def list_memory_scopes(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT scope FROM memory ORDER BY scope")]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
