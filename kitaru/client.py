@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kitaru_core.errors import InvalidValueError
+from kitaru_core.ids import quoted
 from kitaru_core.records import ArtifactRecord, CallRecord, ExecutionRecord, WaitRecord
 from kitaru_core.runtime import service
 from kitaru_core.runtime.artifacts import read_value
@@ -271,6 +272,8 @@ class ExecutionsAPI:
         """Executions, newest first (without their checkpoint details); `limit`: at most so many."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise InvalidValueError(f"limit={limit!r} is not a count; give 1 or more, or None for all")
+        if limit is not None and limit >= 2**63:  # more than any registry holds (and SQL can say)
+            limit = None
         status_value = None if status is None else ExecutionStatus(status).value
         records = self._stack.registry.list_executions(
             flow_name=flow, status=status_value, limit=limit
@@ -286,6 +289,8 @@ class ExecutionsAPI:
         reg = self._stack.registry
         rec = reg.get_execution(exec_id)
         chunks = reg.get_logs(rec.exec_id, after=after)
+        if checkpoint is not None and ExecutionStatus(rec.status).is_finished:
+            _require_checkpoint(rec.exec_id, checkpoint, reg.get_calls(rec.exec_id))
         if checkpoint is not None:
             chunks = [
                 c for c in chunks
@@ -405,6 +410,17 @@ def _call(c: CallRecord, artifacts: list[Artifact], metadata: dict[str, Any]) ->
         type=c.type, started_at=_dt(c.started_at), ended_at=_dt(c.ended_at),
         duration_s=duration, error=c.error, artifacts=artifacts, metadata=metadata,
         usage=totals(usages) if usages else None,
+    )
+
+
+def _require_checkpoint(exec_id: str, checkpoint: str, calls: list[CallRecord]) -> None:
+    """Refuse a checkpoint name or call id that no call of a finished execution has."""
+    if any(checkpoint in (c.call_id, c.name) for c in calls):
+        return
+    names = ", ".join(dict.fromkeys(c.name for c in calls)) or "none"
+    raise InvalidValueError(
+        f"checkpoint {quoted(checkpoint)} names no checkpoint call of execution {exec_id}; "
+        f"its checkpoints: {names}"
     )
 
 

@@ -219,3 +219,23 @@ def test_an_output_that_is_itself_a_wrapper_is_wrapped_once_more(cli):
     assert result.exit_code == 1  # write() got a dict: .upper() fails, as it would in Python
     replayed = result.json()["replay_exec_id"]
     assert kitaru.load(replayed, "research") == {"output": "x"}
+
+
+def test_a_huge_limit_means_all(cli, client):
+    review.run("x").wait()
+    listed = cli("executions", "list", "-n", "9" * 20, "-o", "json")
+    assert listed.exit_code == 0 and len(listed.json()) == 1
+
+
+def test_logs_of_a_checkpoint_the_execution_never_called_is_an_error(cli):
+    handle = review.run("x")
+    handle.wait()
+    assert cli("executions", "logs", handle.exec_id, "--checkpoint", "research").exit_code == 0
+    missing = cli("executions", "logs", handle.exec_id, "--checkpoint", "nope")
+    assert_one_line_error(missing, 1, "'nope' names no checkpoint call", "research, write")
+
+
+def test_a_memory_version_beyond_any_integer_column_is_one_line(cli):
+    cli("memory", "set", "k", "1", "--scope", "team")
+    assert_one_line_error(cli("memory", "get", "k", "--scope", "team", "--version", "9" * 20), 2,
+                          "expected an int >= 1")

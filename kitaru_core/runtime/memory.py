@@ -201,8 +201,8 @@ def check_key(key: str) -> str:
 
 
 def _check_version(version: int | None) -> None:
-    if version is not None and (type(version) is not int or version < 1):
-        raise ConfigError(f"memory version {version!r}: expected an int >= 1")
+    if version is not None and (type(version) is not int or not 1 <= version < 2**63):
+        raise ConfigError(f"memory version {version!r}: expected an int >= 1 (and below 2**63)")
 
 
 def flow_scope(ctx: ExecutionContext) -> str:
