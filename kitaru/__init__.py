@@ -23,6 +23,7 @@ _EXPORTS = {
     "load": "kitaru.primitives",
     "log": "kitaru.primitives",
     "current_execution_id": "kitaru.primitives",
+    "progress": "kitaru.events",
     "configure": "kitaru.settings",
     "ImageSettings": "kitaru.settings",
     "KitaruClient": "kitaru.client",
@@ -35,17 +36,18 @@ _EXPORTS = {
 }
 
 # Submodules reached as attributes (`kitaru.memory.get(...)`), imported on first use.
-_SUBMODULES = ("memory",)
+_SUBMODULES = ("events", "memory")
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from kitaru_core.runtime.handles import OutputHandle
 
-    from . import memory
+    from . import events, memory
     from .checkpoints import Checkpoint, checkpoint
     from .client import ExecutionStatus, KitaruClient
     from .errors import KitaruDivergenceError, KitaruError
+    from .events import progress
     from .flows import Flow, FlowHandle, flow
     from .llm import llm
     from .primitives import current_execution_id, load, log, save, wait

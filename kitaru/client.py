@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,7 @@ from kitaru_core.runtime.owner import describe_owner
 from kitaru_core.stack import Stack, get_stack, resolve_stack_name
 from kitaru_core.status import ExecutionStatus
 
+from .event_feed import EventFeed, ExecutionEvent, matching
 from .usage import totals, usages_in
 
 if TYPE_CHECKING:
@@ -25,6 +28,7 @@ __all__ = [
     "Artifact",
     "CheckpointCall",
     "Execution",
+    "ExecutionEvent",
     "ExecutionStatus",
     "KitaruClient",
     "LogEntry",
@@ -303,6 +307,44 @@ class ExecutionsAPI:
                 text = self._stack.artifact_store.get_blob(c.key).decode(errors="replace")
             out.append(LogEntry(c.call_id, c.stream, text, _dt(c.created_at), c.seq))
         return out
+
+    def events(
+        self,
+        exec_id: str,
+        *,
+        kinds: Iterable[str] | None = None,
+        checkpoint: str | None = None,
+        correlation_ids: Iterable[str] | None = None,
+        since: str | None = None,
+        reconnect: bool = True,
+        follow: bool = True,
+        poll_interval: float = 0.25,
+    ) -> Iterator[ExecutionEvent]:
+        """The execution's events in the order they were published: `kitaru.progress` and
+        `kitaru.events.publish` calls, model and tool calls inside checkpoints, and events
+        of the flow body.
+
+        With `follow` (the default) it keeps yielding new events while the execution runs
+        and ends once it is no longer running (completed, failed, cancelled or waiting);
+        without, it yields what is recorded now. `kinds`, `checkpoint` (a checkpoint name or
+        a call id) and `correlation_ids` filter; `since` (an event's `.cursor`) starts after
+        that event. `reconnect` is accepted for Kitaru 0.21's signature: the events are
+        read from the registry, with no stream connection to lose.
+        """
+        registry = self._stack.registry
+        full_id = registry.get_execution(exec_id).exec_id
+        feed = EventFeed(self._stack, full_id, since=since)
+        kinds = list(kinds) if kinds is not None else None
+        correlation_ids = list(correlation_ids) if correlation_ids is not None else None
+        while True:
+            # The status is read first: an event published before the run ended is then
+            # recorded by the time of the poll that follows.
+            running = registry.get_execution(full_id).status == ExecutionStatus.RUNNING.value
+            yield from matching(feed.poll(), kinds=kinds, checkpoint=checkpoint,
+                                correlation_ids=correlation_ids)
+            if not follow or not running:
+                return
+            time.sleep(poll_interval)
 
     def pending_waits(self, exec_id: str) -> list[PendingWait]:
         reg = self._stack.registry

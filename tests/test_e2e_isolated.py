@@ -88,7 +88,12 @@ def test_isolated_checkpoints_run_in_workers_through_the_protocol(tmp_path: Path
     total_call = next(c for c in execution.checkpoints if c.call_id == "total#1")
     saved = {a.name: a for a in total_call.artifacts if a.direction == "saved"}
     assert saved["breakdown"].load() == {"lines": [12.5, 7.5, 30.0], "tax_rate": 0.2}
-    assert total_call.metadata == {"line_count": 3}
+    assert total_call.metadata["line_count"] == 3
+    # An isolated checkpoint's events are recorded with its result (the worker has no registry).
+    [event] = KitaruClient().executions.events(exec_id, checkpoint="total")
+    assert (event.kind, event.message, event.data) == (
+        "kitaru.checkpoint.progress", "totalled", {"lines": 3, "percent": 1.0})
+    assert event.correlation_id == "kitaru.checkpoint:total#1:1"
     assert total_call.output.type_name == "isolated_flow.Summary"  # the script's own class
     logs = KitaruClient().executions.logs(exec_id, checkpoint="total")
     assert "totalling 3 lines for ACME" in "".join(e.text for e in logs)

@@ -63,12 +63,15 @@ def render(e: Any, *, calls: int | None, full: bool) -> None:
     _value(out, "inputs", e.inputs_artifact, full, as_call=True)
     if e.result_artifact is not None:
         _value(out, "result", e.result_artifact, full)
-    if e.metadata:
-        _field(out, "metadata", _json(e.metadata, indent=2) if full else preview(e.metadata))
+    flow_metadata = user_metadata(e.metadata)  # its events are listed with the calls' events
+    if flow_metadata:
+        _field(out, "metadata", _json(flow_metadata, indent=2) if full else preview(flow_metadata))
     if e.usage.get("model_calls"):
         _field(out, "model use", usage_line(e.usage))
     if e.checkpoints:
-        _print_calls(out, e.checkpoints, calls, full)
+        _print_calls(out, e.checkpoints, calls, full, e.metadata)
+    else:
+        _print_events([], e.metadata)
     if e.pending_wait:
         w = e.pending_wait
         schema = (w.schema or {}).get("repr") or "any"
@@ -180,7 +183,9 @@ def _json(value: Any, indent: int | None = None) -> str:
         return repr(value)
 
 
-def _print_calls(out: Any, calls: list[Any], limit: int | None, full: bool) -> None:
+def _print_calls(
+    out: Any, calls: list[Any], limit: int | None, full: bool, flow_metadata: dict[str, Any]
+) -> None:
     shown = select(calls, limit)
     out.print(summary(calls), markup=False, highlight=False, soft_wrap=True)
     rows: list[list[Any]] = []
@@ -207,7 +212,7 @@ def _print_calls(out: Any, calls: list[Any], limit: int | None, full: bool) -> N
         out.print(f"showing {len(shown):,} of {len(calls):,} calls; every row: --calls all",
                   markup=False, highlight=False)
     _print_metadata(shown, full)
-    _print_events(shown)
+    _print_events(shown, flow_metadata)
 
 
 def _print_metadata(calls: list[Any], full: bool) -> None:
@@ -236,17 +241,21 @@ def _call_row(c: Any) -> list[Any]:
             ", ".join(dict.fromkeys(saved))]  # a name saved by each attempt: once
 
 
-def _print_events(calls: list[Any]) -> None:
-    """The child events recorded inside the shown checkpoints (model and tool calls)."""
+def _print_events(calls: list[Any], flow_metadata: dict[str, Any]) -> None:
+    """The events recorded inside the shown checkpoints (model and tool calls, progress and
+    published events) and in the flow body."""
+    from kitaru_core.runtime.events import child_events
+
     rows = []
-    for c in calls:
-        for event_id, event in c.events.items():
+    sources = [(c.call_id, c.events) for c in calls] + [("flow", child_events(flow_metadata))]
+    for call_id, events in sources:
+        for event_id, event in events.items():
             usage = event.get("usage") or {}
-            what = event.get("model") or event.get("tool") or ""
-            rows.append([c.call_id, event_id, event.get("kind", ""), what,
+            what = event.get("model") or event.get("tool") or event.get("message") or ""
+            rows.append([call_id, event_id, event.get("kind", ""), what,
                          usage_line(usage, calls=False) if usage else ""])
-    _rows(["call", "event", "kind", "model / tool", "usage"], rows, "events inside checkpoints",
-          no_wrap=("call", "event"))
+    _rows(["call", "event", "kind", "model / tool / message", "usage"], rows,
+          "events inside checkpoints and the flow body", no_wrap=("call", "event"))
 
 
 def plain_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:

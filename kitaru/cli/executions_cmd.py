@@ -107,42 +107,57 @@ def logs(
     checkpoint: str = typer.Option(None, "--checkpoint", "-c",
                                    help="Only this checkpoint (a name or a call id)."),
     follow: bool = typer.Option(False, "--follow", "-f",
-                                help="Keep printing new output until the execution ends."),
+                                help="Keep printing new output and events until the execution ends."),
     output: Format = OutputOption,
 ) -> None:
-    """Print captured stdout, stderr and logging output of an execution's checkpoints."""
+    """Print captured stdout, stderr and logging output of an execution's checkpoints, and
+    their events (`kitaru.progress`, `kitaru.events.publish`, model and tool calls)."""
+    from kitaru.event_feed import EventFeed, matching
+
     client = _client()
     entries = client.executions.logs(exec_id, checkpoint=checkpoint)
     if output == Format.json and not follow:
         print_json([e.to_dict() for e in entries])
         return
-    _print_logs(entries, output)
+    full_id = client._stack.registry.get_execution(exec_id).exec_id
+    feed = EventFeed(client._stack, full_id)
+    _print_logs(entries, matching(feed.poll(), checkpoint=checkpoint), output)
     if not follow:
         return
     from kitaru_core.status import ExecutionStatus
 
     last = entries[-1].seq if entries else 0
-    full_id = client.executions.get(exec_id).exec_id
     while True:
         status = client._stack.registry.get_execution(full_id).status
         new = client.executions.logs(full_id, checkpoint=checkpoint, after=last)
-        _print_logs(new, output)
+        events = matching(feed.poll(), checkpoint=checkpoint)
+        _print_logs(new, events, output)
         if new:
             last = new[-1].seq
-        elif ExecutionStatus(status).is_finished or status == ExecutionStatus.WAITING.value:
+        elif not events and (ExecutionStatus(status).is_finished
+                             or status == ExecutionStatus.WAITING.value):
             break
         time.sleep(0.5)
 
 
-def _print_logs(entries: list[Any], output: Format) -> None:
+def _print_logs(entries: list[Any], events: list[Any], output: Format) -> None:
+    """Output chunks and events in time order (an event as one line, or `{"event": ...}`)."""
     import json
 
-    for e in entries:
+    from kitaru.event_feed import event_line
+
+    stamped = [(e.created_at.timestamp() if e.created_at else 0.0, 0, e) for e in entries]
+    stamped += [(ev.at.timestamp() if ev.at else 0.0, 1, ev) for ev in events]
+    for _, is_event, item in sorted(stamped, key=lambda t: (t[0], t[1])):
         if output == Format.json:
-            sys.stdout.write(json.dumps(e.to_dict(), default=str) + "\n")
+            line = {"event": item.to_dict()} if is_event else item.to_dict()
+            sys.stdout.write(json.dumps(line, default=str) + "\n")
             continue
-        prefix = f"[{e.call_id or 'flow'}] "
-        for line in e.text.splitlines():
+        if is_event:
+            sys.stdout.write(f"[{item.checkpoint_id or 'flow'}] * {event_line(item)}\n")
+            continue
+        prefix = f"[{item.call_id or 'flow'}] "
+        for line in item.text.splitlines():
             sys.stdout.write(prefix + line + "\n")
     sys.stdout.flush()
 

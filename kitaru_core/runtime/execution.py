@@ -74,15 +74,16 @@ class _Cancelled(BaseException):
 class CallContext:
     """The checkpoint call running in this context: collects saves, logs and metadata."""
 
-    __slots__ = ("artifacts", "call", "event_counts", "execution", "metadata", "saved_names")
+    __slots__ = ("artifacts", "call", "event_counts", "execution", "live", "metadata", "saved_names")
 
     def __init__(self, execution: ExecutionContext, call: CallRecord) -> None:
         self.execution = execution
         self.call = call
         self.artifacts: list[ArtifactRecord] = []
-        self.metadata: list[MetadataEntry] = []
+        self.metadata: list[MetadataEntry] = []  # not written yet (see `go_live`)
         self.saved_names: set[str] = set()
         self.event_counts: dict[str, int] = {}  # child events per name (runtime/events.py)
+        self.live = False
 
     @property
     def exec_id(self) -> str:
@@ -106,8 +107,20 @@ class CallContext:
 
     def log(self, values: dict[str, Any]) -> None:
         now = time.time()
-        for key, value in values.items():
-            self.metadata.append(MetadataEntry(self.exec_id, self.call.call_id, key, value, now))
+        entries = [MetadataEntry(self.exec_id, self.call.call_id, k, v, now) for k, v in values.items()]
+        if not self.live:
+            self.metadata.extend(entries)
+            return
+        with self.execution._events_lock:  # the ticker takes `metadata` under this lock
+            self.metadata.extend(entries)
+
+    def go_live(self, flush: bool = False) -> None:
+        """From now on this call's metadata (its events) is written while it runs: by the
+        ticker, or at once with `flush`; what is left is written with the call's record."""
+        if not self.live:
+            self.execution.watch_events(self)
+        if flush:
+            self.execution.write_events(self)
 
 
 class ReplayPlan:
@@ -164,6 +177,10 @@ class ExecutionContext:
         self._ticker: threading.Thread | None = None
         # The run's `cache` option (None: each checkpoint's own; see FlowSpec).
         self.run_cache: bool | None = None
+        # Running calls with live events (CallContext.go_live); flow-body event counters.
+        self._live_calls: set[CallContext] = set()
+        self._events_lock = threading.Lock()
+        self._event_counts: dict[str, int] = {}
         self._cache_specs: dict[int, tuple[CheckpointSpec, CheckpointSpec]] = {}
 
     # -- identity and divergence ----------------------------------------------
@@ -456,6 +473,7 @@ class ExecutionContext:
         Raises the error once no retry is left.
         """
         cap, _, call_ctx, _ = state
+        metadata = self._unwritten_metadata(call_ctx) if call_ctx.live else call_ctx.metadata
         if error is None:
             try:
                 output = write_value(
@@ -471,7 +489,7 @@ class ExecutionContext:
             call.output_artifact = output.artifact_id
             call.error = None
             self.registry.save_call(
-                call, [*inputs, output, *call_ctx.artifacts], self._chunks(cap), call_ctx.metadata,
+                call, [*inputs, output, *call_ctx.artifacts], self._chunks(cap), metadata,
             )
             self.calls[call.call_id] = call
             self.completed_by_seq[call.seq] = call.call_id
@@ -484,12 +502,11 @@ class ExecutionContext:
             delay = spec.retry_delay * (spec.backoff ** (attempt - 1))
             cap.add("stderr", f"[kitaru] attempt {attempt} failed: {error!r}; "
                     f"retrying in {delay:.2f}s\n")
-            self.registry.save_call(call, call_ctx.artifacts, self._chunks(cap), call_ctx.metadata)
+            self.registry.save_call(call, call_ctx.artifacts, self._chunks(cap), metadata)
             return delay
         call.status = _FAILED
         call.ended_at = time.time()
-        self.registry.save_call(call, [*inputs, *call_ctx.artifacts], self._chunks(cap),
-                                call_ctx.metadata)
+        self.registry.save_call(call, [*inputs, *call_ctx.artifacts], self._chunks(cap), metadata)
         self.calls[call.call_id] = call
         raise error
 
@@ -564,6 +581,7 @@ class ExecutionContext:
             self._counts.clear()
             self._wait_counts.clear()
             self._used_ids.clear()
+            self._event_counts.clear()
 
     # -- end of this run of the body --------------------------------------------
     def at_end(self, callback: Callable[[], None]) -> None:
@@ -578,6 +596,48 @@ class ExecutionContext:
         for callback in callbacks:
             with contextlib.suppress(Exception):
                 callback()
+
+    # -- live events (runtime/events.py) ------------------------------------------
+    def watch_events(self, call_ctx: CallContext) -> None:
+        with self._events_lock:
+            call_ctx.live = True
+            self._live_calls.add(call_ctx)
+
+    def write_events(self, call_ctx: CallContext) -> None:
+        """Write the metadata (events) a running call has not written yet."""
+        with self._events_lock:
+            entries, call_ctx.metadata = call_ctx.metadata, []
+        if not entries:
+            return
+        try:
+            self.registry.add_metadata(entries)
+        except BaseException:
+            with self._events_lock:  # kept for the next tick or the call's record
+                call_ctx.metadata[:0] = entries
+            raise
+
+    def flush_events(self) -> None:
+        """The ticker's part: write what running calls with live events have published."""
+        for call_ctx in list(self._live_calls):
+            self.write_events(call_ctx)
+
+    def _unwritten_metadata(self, call_ctx: CallContext) -> list[MetadataEntry]:
+        """At the end of an attempt: stop writing its events live; what is left goes with its
+        record."""
+        with self._events_lock:
+            self._live_calls.discard(call_ctx)
+            call_ctx.live = False
+            entries, call_ctx.metadata = call_ctx.metadata, []
+        return entries
+
+    def next_event(self, name: str) -> tuple[int, int]:
+        """(n of the `name#n` id, index among all) for an event published in the flow body."""
+        with self._lock:
+            n = self._event_counts.get(name, 0) + 1
+            self._event_counts[name] = n
+            position = self._event_counts.get("", 0)
+            self._event_counts[""] = position + 1
+        return n, position
 
     # -- flow-level metadata --------------------------------------------------
     def log(self, values: dict[str, Any]) -> None:
@@ -606,6 +666,8 @@ class ExecutionContext:
             try:
                 self.record_progress()
                 self.flush_logs()
+                if self._live_calls:
+                    self.flush_events()
                 if time.monotonic() >= next_renew:
                     next_renew = time.monotonic() + renew_every
                     ok = self.registry.renew_lease(

@@ -48,6 +48,7 @@ def total(invoice: Invoice, tax_rate: float) -> Summary:
     net = sum(invoice.lines)
     kitaru.save("breakdown", {"lines": invoice.lines, "tax_rate": tax_rate})
     kitaru.log(line_count=len(invoice.lines))
+    kitaru.progress("totalled", percent=1.0, lines=len(invoice.lines))  # recorded when it ends
     return Summary(customer=invoice.customer, net=net, gross=round(net * (1 + tax_rate), 2),
                    computed_in=os.getpid())
 
