@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     mode, exec_id = args
     try:
-        record = resume_here(environment_stack(), exec_id, mode=mode)
+        record = resume_here(environment_stack(), exec_id, mode=mode, record_failure=True)
     except KitaruError as exc:
         print(f"kitaru: {exc}", file=sys.stderr)
         return exc.exit_code

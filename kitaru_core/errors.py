@@ -136,3 +136,7 @@ class WaitTimeoutError(KitaruError):
 
 class TaskError(KitaruError):
     """An isolated checkpoint's task could not be submitted, run or read back."""
+
+
+class ResumeFailedError(KitaruError):
+    """A resume launched in the background could not continue the execution."""

@@ -177,6 +177,30 @@ class Registry(Component):
     def answer_wait(self, exec_id: str, name: str, value: Any) -> bool:
         """Store an input for a pending wait; False if it is not pending."""
 
+    @abc.abstractmethod
+    def suspend_at_wait(self, exec_id: str, *, owner: str, wait_name: str) -> bool:
+        """Release an execution blocked at a wait, unless that wait was answered; True if it did.
+
+        One conditional update: while `owner` holds the execution, its status is
+        `running` or `waiting`, and its wait `wait_name` is still `pending`, set the
+        status to `waiting`, clear `owner` and `lease_expires`, and bump the version.
+        When any condition fails nothing changes and it returns False; above all when
+        the wait was answered meanwhile: the caller (the runner polling that wait) then
+        takes the answer and continues.
+
+        With `answer_wait` (which only answers a pending wait) this is the hand-over
+        between a polling runner and an input as one compare-and-set: either the
+        runner suspends first, and whoever answers next finds no owner and launches a
+        resume; or the answer lands first, and the runner keeps the execution. No
+        answer is left without a runner. For a SQL registry:
+
+            UPDATE executions SET status = 'waiting', owner = NULL, lease_expires = NULL,
+                   version = version + 1
+             WHERE exec_id = :exec_id AND owner = :owner AND status IN ('running', 'waiting')
+               AND EXISTS (SELECT 1 FROM waits WHERE exec_id = :exec_id
+                           AND name = :wait_name AND status = 'pending')
+        """
+
     # -- logs and metadata ------------------------------------------------
     @abc.abstractmethod
     def append_logs(self, chunks: list[LogChunk]) -> None:
@@ -384,6 +408,10 @@ class Orchestrator(Component):
     type = "orchestrator"
     #: True when `flow.run()` runs the flow body inside the caller's process.
     in_process: ClassVar[bool] = True
+    #: An orchestrator that sends a launched runner's output to a file sets this variable
+    #: in the runner's environment to that file's path (and returns it as the handle's
+    #: `log`): a runner that cannot resume records it, so the user is told where to look.
+    RUNNER_LOG_ENV: ClassVar[str] = "KITARU_RUNNER_LOG"
 
     @abc.abstractmethod
     def launch(

@@ -168,9 +168,13 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def until_suspended(handle: Any) -> None:
-    """Block until a run's wait (timeout=0) has suspended it; fail if it ended instead."""
+    """Block until a run's wait (timeout=0) has suspended it (`waiting`, its process let go);
+    fail if it ended instead."""
     deadline = time.monotonic() + 30
-    while (status := handle.status).value != "waiting":
+    while True:
+        record = handle._stack.registry.get_execution(handle.exec_id)
+        if record.status == "waiting" and record.owner is None:
+            return
         assert time.monotonic() < deadline, f"{handle.exec_id} never suspended"
-        assert not status.is_finished, handle.wait()
+        assert record.status not in ("completed", "failed", "cancelled"), handle.wait()
         time.sleep(0.005)

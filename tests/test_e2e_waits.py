@@ -107,7 +107,8 @@ def test_input_while_the_flow_still_polls_is_taken_by_that_process(tmp_path: Pat
 
         answered = run_cli("executions", "input", exec_id, "--value", "false")
         assert answered.returncode == 0, answered.stderr
-        assert "continues by itself" in answered.stdout
+        assert f"the runner holding it (process {flow_proc.pid} on" in answered.stdout
+        assert "took it" in answered.stdout
 
         code, out = procs.finish(flow_proc)
     assert code == 0, out

@@ -174,25 +174,44 @@ def give_input(
                                 help="Resume the execution in the background (default)."),
     output: Format = OutputOption,
 ) -> None:
-    """Answer a pending wait; the value is validated against the wait's schema."""
+    """Answer a pending wait; the value is validated against the wait's schema.
+
+    The execution then continues: the process polling the wait takes the input, or,
+    if none does (it suspended, or died), a resume is launched in the background.
+    """
     from kitaru_core.runtime import service
 
     client = _client()
     parsed = None if value is None else parse_value(value, "--value")
-    record, name, launched = service.provide_input(
-        client._stack, exec_id, wait, parsed, resume=resume
-    )
+    name, done = service.give_input(client._stack, exec_id, wait, parsed, resume=resume)
+    record = done.record
     if output == Format.json:
         print_json({"exec_id": record.exec_id, "wait": name, "value": parsed,
-                    "resumed": launched, "status": record.status})
+                    "resumed": done.launched, "continued": done.outcome, "status": record.status,
+                    "owner": record.owner, "log": done.log,
+                    "resume_error": (done.failure or {}).get("message")})
         return
     typer.echo(f"recorded input for wait {name!r} of {record.exec_id}")
-    if launched:
-        typer.echo("resuming in the background; follow with "
-                   f"`kitaru executions logs {record.exec_id} --follow`")
-    elif record.status == "running":
-        typer.echo("the execution's runner is polling for it and continues by itself")
-    elif not resume:
+    follow = f"follow with `kitaru executions logs {record.exec_id} --follow`"
+    if done.outcome == "runner" and record.status in ("completed", "failed", "cancelled"):
+        typer.echo(f"the runner holding it ({done.owner}) took it; the execution is {record.status}")
+    elif done.outcome == "runner":
+        typer.echo(f"the runner holding it ({done.owner}) took it and continues by itself; {follow}")
+    elif done.outcome == "resumed":
+        typer.echo(f"resuming in the background; {follow}")
+    elif done.outcome == "launched":
+        typer.echo(f"resume launched in the background (not started yet); {follow}"
+                   + (f"; its output: {done.log}" if done.log else ""))
+    elif done.outcome == "failed":
+        typer.echo(str(service.resume_failed_error(record.exec_id, done.failure or {}, done.log))
+                   + ". The input stays recorded.", err=True)
+    elif done.outcome == "held":
+        until = time.strftime("%H:%M:%S", time.localtime(record.lease_expires or 0))
+        typer.echo(f"the runner holding it ({done.owner}) takes it if it is alive; if it is gone, "
+                   f"run `kitaru executions resume {record.exec_id}` after its lease ends ({until})")
+    elif done.outcome == "ended":
+        typer.echo(f"the execution is {record.status}")
+    else:
         typer.echo(f"continue later with `kitaru executions resume {record.exec_id}`")
 
 
@@ -201,12 +220,29 @@ def _continue(exec_id: str, mode: str, background: bool, output: Format) -> None
 
     client = _client()
     stack = client._stack
+    if mode == "resume":
+        current = stack.registry.get_execution(exec_id)
+        note = service.continued_after_input(stack, current)
+        if note is not None:
+            if output == Format.json:
+                print_json({"exec_id": current.exec_id, "status": current.status,
+                            "launched": False, "note": note})
+            else:
+                typer.echo(note)
+            return
     if background:
-        record = service.resume_background(stack, exec_id, mode=mode)
+        done = service.launch_resume(stack, exec_id, mode=mode)
+        record = done.record
         if output == Format.json:
-            print_json({"exec_id": record.exec_id, "launched": True})
+            print_json({"exec_id": record.exec_id, "launched": True,
+                        "started": done.outcome == "resumed", "status": record.status,
+                        "log": done.log})
+        elif done.outcome == "resumed":
+            typer.echo(f"{mode} of {record.exec_id} started in the background; follow with "
+                       f"`kitaru executions logs {record.exec_id} --follow`")
         else:
-            typer.echo(f"{mode} of {record.exec_id} launched in the background")
+            typer.echo(f"{mode} of {record.exec_id} launched in the background, not started yet"
+                       + (f"; its output: {done.log}" if done.log else ""))
         return
     record = service.resume_here(stack, exec_id, mode=mode)
     if output == Format.json:

@@ -182,6 +182,12 @@ class ExecutionContext:
         self._events_lock = threading.Lock()
         self._event_counts: dict[str, int] = {}
         self._cache_specs: dict[int, tuple[CheckpointSpec, CheckpointSpec]] = {}
+        # Waits (runtime/waits.py): the wait the body is blocked at, whether it suspended
+        # there, and a request to suspend now (SIGTERM) that also wakes its polling.
+        self.at_wait: str | None = None
+        self.suspended = False
+        self.suspend_requested = threading.Event()
+        self.ended = threading.Event()  # set once this run of the body is over
 
     # -- identity and divergence ----------------------------------------------
     def next_step(self, name: str, explicit_id: str | None, kind: str = "call") -> tuple[int, str]:
@@ -569,6 +575,10 @@ class ExecutionContext:
         if first_error is not None:
             raise first_error
 
+    def calls_in_flight(self) -> bool:
+        """True while a call submitted to run concurrently has not ended."""
+        return any(not f.done() for f in self._futures)
+
     def join_submitted_quietly(self) -> None:
         """Wait for submitted calls, ignoring their failures (the body is retried)."""
         with contextlib.suppress(BaseException):
@@ -807,7 +817,10 @@ def run_flow_body(
             raise _Cancelled()
         return result
     except FlowSuspended:
-        _finish(ctx, ExecutionStatus.WAITING)
+        if not ctx.suspended:  # wait() normally hands the execution over itself
+            _finish(ctx, ExecutionStatus.WAITING)
+        else:
+            ctx.flush_logs()
         raise
     except _Cancelled:
         _finish(ctx, None)
@@ -831,6 +844,7 @@ def run_flow_body(
         if ctx._executor is not None:
             ctx._executor.shutdown(wait=False, cancel_futures=True)
         ctx.run_end_callbacks()
+        ctx.ended.set()
 
 
 def _failed_call(ctx: ExecutionContext) -> str | None:

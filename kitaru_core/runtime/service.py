@@ -19,6 +19,7 @@ from ..errors import (
     InvalidStateError,
     KitaruDivergenceError,
     KitaruError,
+    ResumeFailedError,
     WaitInputError,
 )
 from ..records import ExecutionRecord
@@ -30,6 +31,7 @@ from .owner import LEASE_SECONDS, describe_owner, owner_is_alive, self_owner
 
 if TYPE_CHECKING:
     from ..stack import Stack
+    from .handover import Handover
     from .specs import FlowSpec
 
 RESUMABLE = (ExecutionStatus.RUNNING.value, ExecutionStatus.WAITING.value)
@@ -211,30 +213,33 @@ def check_can_resume(record: ExecutionRecord, mode: str) -> None:
 
 
 def resume_here(
-    stack: Stack, exec_id: str, *, mode: str = "resume", flow: FlowSpec | None = None
+    stack: Stack, exec_id: str, *, mode: str = "resume", flow: FlowSpec | None = None,
+    record_failure: bool = False,
 ) -> ExecutionRecord:
     """Claim an execution and run its body in this process until it ends or suspends.
 
     Returns the record as it ended; the flow's own failures are in its `failure`.
     A `KitaruDivergenceError` (the code no longer matches the record) is raised
     after it is recorded: the caller must change the code, not wait for a result.
+    The flow is imported before the execution is claimed: when that fails nothing
+    changes (`record_failure`: the failure is noted on the execution, for a runner
+    launched in the background) and the error is raised.
     """
     before = stack.registry.get_execution(exec_id)
-    record = claim(stack, exec_id, mode=mode)
-    stack = stack_for_record(record, stack)
+    check_can_resume(before, mode)
+    run_stack = stack_for_record(before, stack)
     try:
-        flow = flow_for_record(record, stack, flow)
-        args, kwargs = load_inputs(record, stack)
-    except BaseException:
-        # Nothing ran: hand the execution back as it was, so that a resume from where its
-        # code can be imported (or after the fix) still finds it waiting or failed.
-        stack.registry.update_execution(record.exec_id, {
-            "status": before.status, "owner": None, "lease_expires": None,
-            "failure": before.failure, "ended_at": before.ended_at,
-        }, owner=record.owner)
+        flow = flow_for_record(before, run_stack, flow)
+        args, kwargs = load_inputs(before, run_stack)
+    except BaseException as exc:
+        if record_failure:
+            from .handover import record_resume_failure
+
+            record_resume_failure(stack, before, exc)
         raise
+    record = claim(stack, exec_id, mode=mode)
     try:
-        run_flow_body(record, stack, flow, record.owner or self_owner(), args, kwargs)
+        run_flow_body(record, run_stack, flow, record.owner or self_owner(), args, kwargs)
     except FlowSuspended:
         pass
     except ExecutionCancelledError:
@@ -262,8 +267,12 @@ def stack_for_record(record: ExecutionRecord, found_in: Stack) -> Stack:
                      manager=found_in.manager)
 
 
-def launch(record: ExecutionRecord, stack: Stack, mode: str) -> dict[str, Any]:
+def launch(
+    record: ExecutionRecord, stack: Stack, mode: str, *, launch_id: str | None = None
+) -> dict[str, Any]:
     """Resume an execution in the background through its own stack's orchestrator."""
+    from .handover import LAUNCH_ID_ENV
+
     stack = stack_for_record(record, stack)
     command = [sys.executable, "-m", "kitaru_core.entrypoint", mode, record.exec_id]
     env = {
@@ -271,26 +280,66 @@ def launch(record: ExecutionRecord, stack: Stack, mode: str) -> dict[str, Any]:
         "KITARU_STACK_SPEC": json.dumps(stack.spec),
         "KITARU_INTERACTIVE": "0",
     }
+    if launch_id:
+        env[LAUNCH_ID_ENV] = launch_id
     return stack.orchestrator.launch(
         record.exec_id, command=command, env=env, cwd=record.flow_ref.get("cwd")
     )
 
 
 def resume_background(stack: Stack, exec_id: str, *, mode: str = "resume") -> ExecutionRecord:
-    """Check the execution can be resumed, then launch its runner in the background."""
+    """Launch the execution's runner in the background; the record once it took over.
+
+    Raises `ResumeFailedError` when the runner could not continue it (its reason and
+    log are recorded on the execution too).
+    """
+    return launch_resume(stack, exec_id, mode=mode).record
+
+
+def launch_resume(stack: Stack, exec_id: str, *, mode: str = "resume") -> Handover:
+    """Check the execution can be resumed, launch its runner, and see that it took over."""
+    from .handover import launch_and_confirm
+
     record = stack.registry.get_execution(exec_id)
     check_can_resume(record, mode)
-    launch(record, stack, mode)
-    return record
+    done = launch_and_confirm(record, stack, mode, launch)
+    if done.outcome == "failed":
+        raise resume_failed_error(record.exec_id, done.failure or {}, done.log)
+    return done
+
+
+def resume_failed_error(exec_id: str, failure: dict[str, Any], log: str | None) -> ResumeFailedError:
+    kind = (failure.get("type") or "").rsplit(".", 1)[-1]
+    where = f"; runner log: {log}" if log else ""
+    return ResumeFailedError(
+        f"the background resume of execution {exec_id} failed: {kind}: {failure.get('message')}"
+        f"{where}. Fix the cause, then run `kitaru executions resume {exec_id}`"
+    )
+
+
+def continued_after_input(stack: Stack, record: ExecutionRecord) -> str | None:
+    """Why a `resume` has nothing to do because an input already continued the execution.
+
+    Kitaru 0.21 documents `executions input` followed by `executions resume`; the input
+    already resumes, so the second command must be harmless: it reports instead.
+    """
+    waits = stack.registry.get_waits(record.exec_id)
+    if not waits or any(w.status == "pending" for w in waits):
+        return None
+    if record.status == ExecutionStatus.COMPLETED.value:
+        return f"execution {record.exec_id} already completed after its input; nothing to resume"
+    if record.status in RESUMABLE and owner_is_alive(record.owner, record.lease_expires):
+        return (f"execution {record.exec_id} already continues after its input, in "
+                f"{describe_owner(record.owner)}; follow it with "
+                f"`kitaru executions logs {record.exec_id} --follow`")
+    return None
 
 
 # -- waits ---------------------------------------------------------------------------------
 
 
-def provide_input(
-    stack: Stack, exec_id: str, wait_name: str | None, value: Any, *, resume: bool = True
-) -> tuple[ExecutionRecord, str, bool]:
-    """Answer a pending wait; returns (record, wait name, whether a resume was launched)."""
+def answer(stack: Stack, exec_id: str, wait_name: str | None, value: Any) -> tuple[ExecutionRecord, str]:
+    """Validate and record an input for a pending wait; (record, the wait's full name)."""
     from .waits import validate_input
 
     registry = stack.registry
@@ -322,15 +371,31 @@ def provide_input(
     stored = validate_input(wait, value)
     if not registry.answer_wait(record.exec_id, wait.name, stored):
         raise WaitInputError(f"wait {wait.name!r} of execution {record.exec_id} was answered already")
-    launched = False
-    if resume:
-        record = registry.get_execution(record.exec_id)
-        if record.status == ExecutionStatus.WAITING.value and not owner_is_alive(
-            record.owner, record.lease_expires
-        ):
-            launch(record, stack, "resume")
-            launched = True
-    return record, wait.name, launched
+    return record, wait.name
+
+
+def give_input(
+    stack: Stack, exec_id: str, wait_name: str | None, value: Any, *, resume: bool = True
+) -> tuple[str, Handover]:
+    """Answer a pending wait and see that the execution continues (unless `resume` is False).
+
+    The runner polling the wait takes the answer; if there is none (it suspended, or
+    its process died), a resume is launched and confirmed (see `handover.after_input`).
+    """
+    from .handover import Handover, after_input
+
+    record, name = answer(stack, exec_id, wait_name, value)
+    if not resume:
+        return name, Handover("left", stack.registry.get_execution(record.exec_id))
+    return name, after_input(stack, record.exec_id)
+
+
+def provide_input(
+    stack: Stack, exec_id: str, wait_name: str | None, value: Any, *, resume: bool = True
+) -> tuple[ExecutionRecord, str, bool]:
+    """Answer a pending wait; returns (record, wait name, whether a resume was launched)."""
+    name, done = give_input(stack, exec_id, wait_name, value, resume=resume)
+    return done.record, name, done.launched
 
 
 # -- replay -----------------------------------------------------------------------------------

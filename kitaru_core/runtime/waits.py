@@ -26,8 +26,9 @@ def wait(
 ) -> Any:
     """Pause the flow until an input for wait `name` arrives; return the validated input.
 
-    Polls for up to `timeout` seconds; then the execution is suspended (the
-    process leaves, status `waiting`) until `kitaru executions input` answers it.
+    The execution is `waiting` from here on. This process polls for up to `timeout`
+    seconds, then suspends the execution (the process leaves, no compute is held)
+    until `kitaru executions input` answers it and launches a resume.
     """
     ctx = require_flow_context("wait()")
     ctx.check_cancelled()
@@ -44,17 +45,58 @@ def wait(
     if recorded.status == "answered":
         return _coerce(schema, recorded.value)
     deadline = None if timeout is None else time.monotonic() + timeout
-    prompted = _maybe_prompt(ctx, recorded, schema)
-    if prompted is not _NO_SCHEMA:
-        return prompted
-    while deadline is None or time.monotonic() < deadline:
+    _set_status(ctx, "waiting", "running")
+    ctx.at_wait = wait_id
+    try:
+        prompted = _maybe_prompt(ctx, recorded, schema)
+        if prompted is not _NO_SCHEMA:
+            _set_status(ctx, "running", "waiting")
+            return prompted
+        return _coerce(schema, _poll(ctx, wait_id, deadline))
+    finally:
+        ctx.at_wait = None
+
+
+def _poll(ctx: Any, wait_id: str, deadline: float | None) -> Any:
+    """Poll for the answer until `deadline`, then suspend unless it arrived; the answer."""
+    while True:
         ctx.check_cancelled()
-        for w in ctx.registry.get_waits(ctx.exec_id):
-            if w.name == wait_id and w.status == "answered":
-                ctx.waits[wait_id] = w
-                return _coerce(schema, w.value)
-        time.sleep(_POLL_SECONDS)
-    raise FlowSuspended(wait_id)
+        answered = _answer(ctx, wait_id)
+        if answered is not None:
+            _set_status(ctx, "running", "waiting")
+            return answered.value
+        due = ctx.suspend_requested.is_set() or (
+            deadline is not None and time.monotonic() >= deadline
+        )
+        # Calls submitted to run concurrently end (and are recorded) before the body lets go.
+        if due and not ctx.calls_in_flight():
+            if ctx.registry.suspend_at_wait(ctx.exec_id, owner=ctx.owner, wait_name=wait_id):
+                ctx.suspended = True
+                raise FlowSuspended(wait_id)
+            if _answer(ctx, wait_id) is None:
+                # Not answered, yet not ours to suspend: cancelled, or another runner took over.
+                status = ctx.registry.get_execution(ctx.exec_id).status
+                ctx.lost_lease = status != "cancelled"
+                ctx.cancelled = True
+            continue  # answered meanwhile: the next round takes it
+        if ctx.suspend_requested.is_set():
+            time.sleep(_POLL_SECONDS)
+        else:
+            left = _POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            ctx.suspend_requested.wait(min(_POLL_SECONDS, max(left, 0.001)))
+
+
+def _answer(ctx: Any, wait_id: str) -> WaitRecord | None:
+    for w in ctx.registry.get_waits(ctx.exec_id):
+        if w.name == wait_id and w.status == "answered":
+            ctx.waits[wait_id] = w
+            return w
+    return None
+
+
+def _set_status(ctx: Any, status: str, was: str) -> None:
+    """`waiting` while the body is blocked at a wait, `running` again once it continues."""
+    ctx.registry.update_execution(ctx.exec_id, {"status": status}, owner=ctx.owner, statuses=(was,))
 
 
 def _record(

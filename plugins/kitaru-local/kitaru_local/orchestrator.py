@@ -35,7 +35,8 @@ class LocalOrchestrator(Orchestrator):
         workdir = cwd if cwd and os.path.isdir(cwd) else None
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                command, cwd=workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                command, cwd=workdir, env={**os.environ, **env, self.RUNNER_LOG_ENV: str(log_path)},
+                stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         return {"pid": proc.pid, "log": str(log_path)}

@@ -647,6 +647,17 @@ class SqliteRegistry(Registry):
             )
             return cur.rowcount == 1
 
+    def suspend_at_wait(self, exec_id: str, *, owner: str, wait_name: str) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE executions SET status = 'waiting', owner = NULL, lease_expires = NULL, "
+                "version = version + 1 WHERE exec_id = ? AND owner = ? "
+                "AND status IN ('running', 'waiting') AND EXISTS (SELECT 1 FROM waits "
+                "WHERE exec_id = ? AND name = ? AND status = 'pending')",
+                (exec_id, owner, exec_id, wait_name),
+            )
+            return cur.rowcount == 1
+
     # -- logs and metadata ------------------------------------------------------------------------
     @staticmethod
     def _insert_logs(conn: sqlite3.Connection, chunks: Sequence[LogChunk]) -> None:
