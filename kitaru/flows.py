@@ -53,9 +53,7 @@ class FlowHandle:
         run = self._run
         if run is not None:
             if not run.join(timeout):
-                raise WaitTimeoutError(
-                    f"execution {self.exec_id} still running after {timeout}s; call wait() again"
-                )
+                raise self._timed_out(timeout)
             if run.error is not None:
                 self._raise_failed(run.error)
             if not run.suspended:
@@ -72,12 +70,34 @@ class FlowHandle:
             if record.status == ExecutionStatus.CANCELLED.value:
                 raise ExecutionCancelledError(f"execution {self.exec_id} was cancelled")
             if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeoutError(
-                    f"execution {self.exec_id} is still {record.status} after {timeout}s"
-                    + (" (waiting for input: answer it with `kitaru executions input`)"
-                       if record.status == ExecutionStatus.WAITING.value else "")
-                )
+                raise self._timed_out(timeout)
             time.sleep(_POLL_SECONDS)
+
+    def _timed_out(self, timeout: float | None) -> WaitTimeoutError:
+        """The error for a `wait(timeout=)` that ended first: what the execution is doing."""
+        registry = self._stack.registry
+        record = registry.get_execution(self.exec_id)
+        eid = self.exec_id
+        if record.status != ExecutionStatus.WAITING.value:
+            return WaitTimeoutError(
+                f"execution {eid} is still {record.status} after {timeout}s; call wait() again"
+            )
+        pending = [w for w in registry.get_waits(eid) if w.status == "pending"]
+        if not pending:
+            return WaitTimeoutError(
+                f"execution {eid} is waiting after {timeout}s: its input was given and it is "
+                f"about to continue; call wait() again"
+                + (f" (resume failed: {record.failure.get('message')}; fix it, then run "
+                   f"`kitaru executions resume {eid}`)"
+                   if (record.failure or {}).get("resume_failed") else "")
+            )
+        w = pending[0]
+        question = f" ({w.question})" if w.question else ""
+        return WaitTimeoutError(
+            f"execution {eid} is waiting for input at wait {w.name!r}{question} after {timeout}s; "
+            f"answer it with `kitaru executions input {eid} --wait {w.name} --value JSON`, "
+            "then call wait() again"
+        )
 
     def get(self, timeout: float | None = None) -> Any:
         """Same as `wait()`."""

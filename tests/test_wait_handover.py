@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kitaru import flow, wait
+from kitaru.errors import WaitTimeoutError
 from kitaru_core.runtime import service, waits
 from kitaru_core.stack import get_stack
 
@@ -138,3 +139,16 @@ def test_a_runner_whose_wait_is_answered_as_it_suspends_keeps_the_execution(
     assert handle.wait(30) == "taken: True"
     assert answered.is_set()
     assert launches == []
+
+
+def test_a_handle_wait_that_ends_at_a_wait_says_which_wait_is_pending(launches: list[str]) -> None:
+    stack = get_stack()
+    handle = gate.run(60)
+    _wait_seen(stack, handle.exec_id)
+    with pytest.raises(WaitTimeoutError, match=(
+        rf"execution {handle.exec_id} is waiting for input at wait 'go' \(Go\?\) after 0.05s; "
+        rf"answer it with `kitaru executions input {handle.exec_id} --wait go --value JSON`"
+    )):
+        handle.wait(timeout=0.05)
+    service.provide_input(stack, handle.exec_id, "go", True)
+    assert handle.wait(30) == "taken: True"
