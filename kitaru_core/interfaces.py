@@ -192,13 +192,14 @@ class Registry(Component):
         between a polling runner and an input as one compare-and-set: either the
         runner suspends first, and whoever answers next finds no owner and launches a
         resume; or the answer lands first, and the runner keeps the execution. No
-        answer is left without a runner. For a SQL registry:
+        answer is left without a runner. For a SQL registry (`FOR UPDATE` where the
+        isolation level would otherwise let the check read a stale wait row):
 
             UPDATE executions SET status = 'waiting', owner = NULL, lease_expires = NULL,
                    version = version + 1
              WHERE exec_id = :exec_id AND owner = :owner AND status IN ('running', 'waiting')
                AND EXISTS (SELECT 1 FROM waits WHERE exec_id = :exec_id
-                           AND name = :wait_name AND status = 'pending')
+                           AND name = :wait_name AND status = 'pending' FOR UPDATE)
         """
 
     # -- logs and metadata ------------------------------------------------

@@ -325,6 +325,63 @@ class RegistryConformance(ComponentConformance):
         registry.create_wait(WaitRecord(rec.exec_id, "first", 2, "pending"))
         assert [w.name for w in registry.get_waits(rec.exec_id)] == ["first", "second"]
 
+    def test_suspend_at_wait_lets_go_only_while_the_wait_is_pending(self, registry: Registry) -> None:
+        rec = execution(owner="me", status="waiting")
+        registry.create_execution(rec)
+        registry.create_wait(WaitRecord(rec.exec_id, "approve", 1, "pending"))
+        assert not registry.suspend_at_wait(rec.exec_id, owner="you", wait_name="approve")
+        assert not registry.suspend_at_wait(rec.exec_id, owner="me", wait_name="missing")
+        assert registry.get_execution(rec.exec_id).owner == "me"
+        assert registry.suspend_at_wait(rec.exec_id, owner="me", wait_name="approve")
+        got = registry.get_execution(rec.exec_id)
+        assert (got.status, got.owner, got.lease_expires, got.version) == ("waiting", None, None, 1)
+        # Answered first: the runner keeps the execution (and takes the answer).
+        other = execution(owner="me")
+        registry.create_execution(other)
+        registry.create_wait(WaitRecord(other.exec_id, "approve", 1, "pending"))
+        assert registry.answer_wait(other.exec_id, "approve", True)
+        assert not registry.suspend_at_wait(other.exec_id, owner="me", wait_name="approve")
+        kept = registry.get_execution(other.exec_id)
+        assert (kept.status, kept.owner, kept.version) == ("running", "me", 0)
+        # A cancelled execution is not suspended.
+        registry.create_wait(WaitRecord(other.exec_id, "later", 2, "pending"))
+        registry.update_execution(other.exec_id, {"status": "cancelled"})
+        assert not registry.suspend_at_wait(other.exec_id, owner="me", wait_name="later")
+
+    def test_suspend_and_answer_racing_leave_exactly_one_way_on(
+        self, make_component: Callable[[], Registry]
+    ) -> None:
+        """Either the suspension wins (then the wait is answered after it and the answerer
+        finds no owner) or the answer wins (and the runner still owns the execution)."""
+        runner, answerer = make_component(), make_component()
+
+        def suspend(exec_id: str, gate: threading.Barrier, outcome: dict[str, bool]) -> None:
+            gate.wait()
+            outcome["suspended"] = runner.suspend_at_wait(exec_id, owner="runner", wait_name="go")
+
+        def answer(exec_id: str, gate: threading.Barrier, outcome: dict[str, bool]) -> None:
+            gate.wait()
+            outcome["answered"] = answerer.answer_wait(exec_id, "go", True)
+            outcome["owner_seen"] = answerer.get_execution(exec_id).owner is not None
+
+        for _ in range(20):
+            rec = execution(owner="runner", status="waiting")
+            runner.create_execution(rec)
+            runner.create_wait(WaitRecord(rec.exec_id, "go", 1, "pending"))
+            gate, outcome = threading.Barrier(2), {}
+            threads = [threading.Thread(target=f, args=(rec.exec_id, gate, outcome))
+                       for f in (suspend, answer)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert outcome["answered"]
+            final = runner.get_execution(rec.exec_id)
+            if outcome["suspended"]:
+                assert final.owner is None and not outcome["owner_seen"]
+            else:
+                assert final.owner == "runner"
+
     # -- logs and metadata -------------------------------------------------------------------
     def test_logs_follow_by_sequence_number(self, registry: Registry) -> None:
         rec = execution()

@@ -419,6 +419,17 @@ class PostgresRegistry(Registry):
             (self._jsonb(value), time.time(), exec_id, name),
         ) == 1
 
+    def suspend_at_wait(self, exec_id: str, *, owner: str, wait_name: str) -> bool:
+        # FOR UPDATE locks the wait row: a concurrent answer either committed first (the
+        # re-checked row is no longer pending) or waits until this update has committed.
+        return self._write(
+            "UPDATE executions SET status = 'waiting', owner = NULL, lease_expires = NULL, "
+            "version = version + 1 WHERE exec_id = %s AND owner = %s "
+            "AND status IN ('running', 'waiting') AND EXISTS (SELECT 1 FROM waits "
+            "WHERE exec_id = %s AND name = %s AND status = 'pending' FOR UPDATE)",
+            (exec_id, owner, exec_id, wait_name),
+        ) == 1
+
     # -- logs and metadata -----------------------------------------------------------------------
     @staticmethod
     def _insert_logs(conn: psycopg.Connection, chunks: Sequence[LogChunk]) -> None:
