@@ -29,8 +29,9 @@ handler's once-only delivery), `_run` (a run's shared state), `_loops`, `_hitl`.
 """
 
 from ._agent import KitaruAgent
+from ._durability import KitaruDurability
 from ._hitl import hitl_tool
 from ._options import CapturePolicy, CheckpointConfig
 from ._toolset import _ToolAnswer, _ToolResult  # noqa: F401  (recorded outcomes are pickled by this path)
 
-__all__ = ["CapturePolicy", "CheckpointConfig", "KitaruAgent", "hitl_tool"]
+__all__ = ["CapturePolicy", "CheckpointConfig", "KitaruAgent", "KitaruDurability", "hitl_tool"]

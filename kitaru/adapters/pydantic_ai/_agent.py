@@ -196,6 +196,8 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         other processes should resume.
         """
         prompt = args[0] if args else kwargs.get("user_prompt")
+        if self.persist_message_history and kwargs.get("message_history") is None:
+            kwargs = {**kwargs, "message_history": self._history}
 
         def agent_run(prompt: Any = None) -> Any:
             return self.run_sync(*args, **kwargs)
