@@ -6,13 +6,16 @@ Models are `FunctionModel` scripts; `calls` counts what ran live.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, Span, Tracer, TracerProvider, use_span
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities import Instrumentation
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -22,6 +25,7 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+from pydantic_ai.models.instrumented import InstrumentationSettings
 
 import kitaru
 from kitaru import checkpoint, flow
@@ -365,3 +369,67 @@ def test_run_stream_in_a_flow_streams_live_then_replays_the_recorded_text(client
     assert client.executions.retry(exec_id, background=False).status is ExecutionStatus.COMPLETED
     assert calls == {"publish": 1}  # the request came from the record
     assert "".join(kitaru.load(exec_id, "output")) == "Hello, world"
+
+
+# -- telemetry: only live work creates spans ---------------------------------------------------------
+
+
+class _Span(NonRecordingSpan):
+    def __init__(self, name: str, ended: list[str]) -> None:
+        super().__init__(INVALID_SPAN_CONTEXT)
+        self.name, self._ended = name, ended
+
+    def is_recording(self) -> bool:
+        return True
+
+    def update_name(self, name: str) -> None:
+        self.name = name
+
+    def end(self, end_time: int | None = None) -> None:
+        self._ended.append(self.name)
+
+
+class _Tracer(Tracer):
+    """Records the names of the spans that were ended (an exporter sees only those)."""
+
+    def __init__(self, ended: list[str]) -> None:
+        self.ended = ended
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> Span:
+        return _Span(name, self.ended)
+
+    @contextlib.contextmanager
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Iterator[Span]:
+        with use_span(self.start_span(name), end_on_exit=True) as span:
+            yield span
+
+
+class _Provider(TracerProvider):
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
+        return _Tracer(self.ended)
+
+
+SPANS = _Provider()
+traced = Agent(script("model", [[("lookup", {"q": "a"})], "answer"]), name="traced",
+               capabilities=[Instrumentation(settings=InstrumentationSettings(tracer_provider=SPANS))])
+traced.tool_plain(lookup)
+
+
+@flow
+def traced_flow() -> str:
+    return publish(KitaruAgent(traced).run_sync("go").output).load()
+
+
+def test_recorded_calls_emit_no_spans_on_retry(client):
+    SPANS.ended.clear()
+    flags["publish_fails"] = True
+    exec_id = failed(traced_flow.run(), "publishing service")
+    first = list(SPANS.ended)
+    assert any(name.startswith("chat") for name in first) and any("lookup" in name for name in first)
+    SPANS.ended.clear()
+    assert client.executions.retry(exec_id, background=False).status is ExecutionStatus.COMPLETED
+    assert calls == {"publish": 1}
+    assert SPANS.ended == []  # every model request and tool call came from the record

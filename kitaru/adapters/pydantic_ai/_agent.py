@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from typing import Any, Literal
 import anyio.to_thread
 from pydantic_ai.agent import AbstractAgent, WrapperAgent
 from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.durable_exec import replay_scope
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import AbstractToolset
 
@@ -117,7 +119,11 @@ class KitaruAgent(WrapperAgent[Any, Any]):
         try:
             # Tool calls of one response run concurrently; their events and results settle in
             # the response's order, and their checkpoints are identified in that order too.
-            with one_run_at_a_time(), self.parallel_tool_call_execution_mode("parallel_ordered_events"):
+            # In a flow body, spans (OpenTelemetry, Logfire) that covered only recorded calls are
+            # not exported again on a resume or replay: only live work creates spans.
+            telemetry = replay_scope() if where() == "flow" else contextlib.nullcontext()
+            with one_run_at_a_time(), telemetry, \
+                    self.parallel_tool_call_execution_mode("parallel_ordered_events"):
                 async with super().iter(*args, capabilities=caps, **kwargs) as agent_run:
                     yield agent_run
             if agent_run.result is not None:

@@ -39,6 +39,7 @@ from pydantic_ai.durable_exec import (
     ToolsetGetToolsId,
     ToolsetValidateToolArgumentsId,
     conversation_id_from_run_id,
+    replay_scope,
 )
 from pydantic_ai.durable_exec._operation_names import DurableInvocationName
 from pydantic_ai.tools import RunContext
@@ -157,6 +158,13 @@ class KitaruDurability(BaseDurabilityCapability[Any]):
     @property
     def in_durable_context(self) -> bool:
         return where() == "flow"
+
+    async def wrap_run(self, ctx: Any, *, handler: Any) -> Any:
+        if not self.in_durable_context:
+            return await super().wrap_run(ctx, handler=handler)
+        # Spans of model requests and tool calls answered from the record are not exported again.
+        with replay_scope():
+            return await super().wrap_run(ctx, handler=handler)
 
     def get_default_run_id(self) -> str | None:
         execution = current_execution.get()

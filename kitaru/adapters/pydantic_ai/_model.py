@@ -19,7 +19,7 @@ from kitaru_core.runtime.state import current_execution, where
 
 from ...model_calls import dump_messages, dump_response, load_response, usage_of
 from ._options import CapturePolicy
-from ._run import AgentRunState, checkpoint_call, spec
+from ._run import AgentRunState, checkpoint_call, spec, unit_done
 
 MODEL_REQUEST = "model_request"
 
@@ -102,6 +102,7 @@ class KitaruModel(WrapperModel):
         recorded = execution.answered(request_spec, step)
         if recorded is not None:
             self._run.model_events_live = False  # delivered when it ran
+            unit_done(executed=False)
             yield CompletedStreamedResponse(load_response(recorded.load()),
                                             model_request_parameters=model_request_parameters,
                                             replay_events=True)

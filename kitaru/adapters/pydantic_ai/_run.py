@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic_ai.durable_exec import record_durable_unit
 from pydantic_ai.messages import ModelResponse, ToolCallPart
 
 from kitaru_core.runtime.specs import CheckpointSpec
@@ -76,7 +77,21 @@ async def checkpoint_call(name: str, type_: str, body: Callable[[], Awaitable[An
     call returns its output without running the body."""
     execution = current_execution.get()
     assert execution is not None  # where() == "flow"
-    return await execution.acall(spec(name, type_, body, config), body, step=step)
+    ran: list[bool] = []
+
+    async def run_body() -> Any:
+        ran.append(True)
+        return await body()
+
+    handle = await execution.acall(spec(name, type_, body, config), run_body, step=step)
+    unit_done(executed=bool(ran))
+    return handle
+
+
+def unit_done(*, executed: bool) -> None:
+    """Tell Pydantic AI's instrumentation whether a call ran or came from the record: a span that
+    covered only recorded calls is not exported again (inside `replay_scope`, see `KitaruAgent.iter`)."""
+    record_durable_unit(executed=executed)
 
 
 def spec(name: str, type_: str, body: Callable[..., Any], config: dict[str, Any] | None) -> CheckpointSpec:
