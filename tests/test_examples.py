@@ -71,3 +71,17 @@ def test_approval_example_is_answered_from_another_process(tmp_path):
     done = until(lambda d: d["status"] in ("completed", "failed"), "completion")
     assert done["status"] == "completed", done
     assert [c["call_id"] for c in done["checkpoints"]] == ["draft#1", "publish#1"]
+
+
+@pytest.mark.slow
+def test_progress_example_retries_the_flow_and_prints_events_live(tmp_path):
+    run = _python("progress_flow.py", tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert [line.split(" {")[0] for line in lines[:5]] == [
+        *(f"[crunch#1] kitaru.checkpoint.progress: batch {n} of 4" for n in range(1, 5)),
+        "[crunch#1] crunch.done: all batches crunched",
+    ]
+    assert lines[5] == "uploaded 1000 rows"
+    assert lines[6] == ("options: {'retries': 1, 'cache': False, "
+                        "'image': {'base_image': 'python:3.12-slim'}}")

@@ -255,7 +255,7 @@ def _print_events(calls: list[Any], flow_metadata: dict[str, Any]) -> None:
             rows.append([call_id, event_id, event.get("kind", ""), what,
                          usage_line(usage, calls=False) if usage else ""])
     _rows(["call", "event", "kind", "model / tool / message", "usage"], rows,
-          "events inside checkpoints and the flow body", no_wrap=("call", "event"))
+          "events inside checkpoints and the flow body", no_wrap=("call", "event", "kind"))
 
 
 def plain_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
