@@ -42,33 +42,39 @@ def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts else None
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _public_fields(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls) if not f.name.startswith("_"))
+    return names
+
+
 def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return obj.isoformat()
+    """`obj` as plain JSON-able data, in one pass: dataclasses (their private fields left
+    out, not copied: a built stack), dicts (keys starting with `_` left out), lists, times."""
+    if obj is None or type(obj) in (str, int, float, bool):
+        return obj
     if isinstance(obj, ExecutionStatus):
         return obj.value
+    if isinstance(obj, datetime):
+        return obj.isoformat()
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items() if not k.startswith("_")}
+        return {k: _jsonable(v) for k, v in obj.items()
+                if not (isinstance(k, str) and k.startswith("_"))}
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
-    return obj
-
-
-def _plain(obj: Any) -> Any:
-    """Like `dataclasses.asdict`, but private fields (a built stack) are left out, not copied."""
     if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj) if not f.name.startswith("_")}
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
+        return {name: _jsonable(getattr(obj, name)) for name in _public_fields(type(obj))}
     return obj
 
 
 class _Model:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (what `-o json` prints)."""
-        return _jsonable(_plain(self))
+        return _jsonable(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), default=str)
