@@ -165,6 +165,69 @@ def test_a_version_1_registry_file_is_migrated_when_opened(tmp_path: Path):
     registry.close()
 
 
+def _completed(call_id: str, seq: int, output: str, exec_id: str = "e1") -> CallRecord:
+    return CallRecord(exec_id=exec_id, call_id=call_id, name="c", seq=seq, status="completed",
+                      attempts=1, started_at=1.5, ended_at=2.25, output_artifact=output)
+
+
+def _inline(artifact_id: str, name: str, data: bytes, exec_id: str = "e1") -> ArtifactRecord:
+    return ArtifactRecord(
+        artifact_id=artifact_id, exec_id=exec_id, name=name, direction="output", key="k" * 64,
+        serializer="bytes", type_name="bytes", size=len(data), call_id="c#1", created_at=3.125,
+        metadata={"source_artifact": "x"}, data=data,
+    )
+
+
+def test_a_completed_call_is_one_journal_row_that_every_reader_sees_folded(tmp_path: Path):
+    writer = _registry(tmp_path)
+    payload = bytes(range(256))  # every byte value survives the journal's encoding
+    writer.save_call(_completed("c#1", 0, "o1"), [_inline("i1", "arg", b"7"), _inline("o1", "c", payload)])
+    assert writer._conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 1
+    assert writer._conn.execute("SELECT COUNT(*) FROM artifacts").fetchone()[0] == 0
+
+    reader = _registry(tmp_path)  # another connection, as another process would have
+    (call,) = reader.get_calls("e1")
+    assert (call.status, call.output_artifact, call.started_at, call.ended_at) == (
+        "completed", "o1", 1.5, 2.25)
+    output = reader.get_artifact("o1")
+    assert (output.data, output.metadata, output.created_at, output.version) == (
+        payload, {"source_artifact": "x"}, 3.125, 1)
+    assert writer._conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 0
+    reader.close()
+    writer.close()
+
+
+def test_versions_follow_commit_order_across_journal_rows_and_direct_inserts(tmp_path: Path):
+    registry = _registry(tmp_path)
+    registry.save_call(_completed("c#1", 0, "a1"), [_inline("a1", "report", b"1")])
+    registry.add_artifacts([_artifact("a2", "report")])  # not journaled: folds what came before
+    registry.save_call(_completed("c#2", 1, "a3"), [_inline("a3", "report", b"3")])
+    versions = {a.artifact_id: a.version for a in registry.list_artifacts(exec_id="e1")}
+    assert versions == {"a1": 1, "a2": 2, "a3": 3}
+    registry.close()
+
+
+def test_journal_rows_left_by_a_killed_process_are_folded_by_the_next(tmp_path: Path):
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from kitaru_local.configs import SqliteRegistryConfig\n"
+        "from kitaru_local.sqlite_registry import SqliteRegistry\n"
+        "from kitaru_core.interfaces import ComponentContext\n"
+        "from kitaru_core.records import ArtifactRecord, CallRecord\n"
+        "r = SqliteRegistry(SqliteRegistryConfig(), ComponentContext(Path(sys.argv[1]), 'local'))\n"
+        "for i in range(3):\n"
+        "    a = ArtifactRecord(f'o{i}', 'e1', 'c', 'output', 'k', 'json', 'int', 1, f'c#{i}', data=b'1')\n"
+        "    r.save_call(CallRecord('e1', f'c#{i}', 'c', i, 'completed', output_artifact=f'o{i}'), [a])\n"
+        "os._exit(0)  # no close(): the rows stay in the journal\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True)
+    registry = _registry(tmp_path)
+    assert [c.call_id for c in registry.get_calls("e1")] == ["c#0", "c#1", "c#2"]
+    assert [registry.get_artifact(f"o{i}").version for i in range(3)] == [1, 2, 3]
+    registry.close()
+
+
 def test_records_survive_closing_and_reopening_after_many_commits(tmp_path: Path):
     registry = _registry(tmp_path)
     for i in range(600):  # enough commits for the background checkpoints to run

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import until_suspended
 from kitaru_local.configs import SqliteRegistryConfig
-from kitaru_local.sqlite_registry import SqliteRegistry
+from kitaru_local.sqlite_registry import SCHEMA_VERSION, SqliteRegistry
 
 import kitaru
 from kitaru import checkpoint, flow, wait
@@ -328,7 +328,7 @@ def test_a_version_3_registry_file_gains_the_memory_table(tmp_path: Path):
     reopened = SqliteRegistry(SqliteRegistryConfig(), context)
     stored = reopened.put_memory(MemoryRecord("namespace:n", "k", artifact_id=None), None)
     assert stored.version == 1
-    assert reopened._query("PRAGMA user_version")[0][0] == 4
+    assert reopened._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     reopened.close()
 
 

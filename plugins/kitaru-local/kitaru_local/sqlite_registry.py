@@ -1,8 +1,22 @@
 """The `sqlite` registry: the durable record in one SQLite file (WAL mode).
 
 It uses the standard library's `sqlite3` directly rather than SQLAlchemy:
-a checkpoint call costs two short transactions here, and on the hot path the
-driver's own statement cache is the difference between ~10 and ~100 us.
+on the hot path the driver's own statement cache is the difference between
+~10 and ~100 us.
+
+The journal. A completed checkpoint call (its record and its artifact
+references, nothing else) is committed as ONE row appended to `journal`, in a
+statement of its own: one B-tree page or two per commit, the shape of the
+cheapest durable insert SQLite has, where writing the `calls` row, three
+`artifacts` rows, their indexes and version counters took ~10 pages. Journal rows
+are folded into `calls` and `artifacts` (in their commit order, in one
+transaction) every `_FOLD_EVERY` calls, at the start of every other write
+transaction and before every read, by whichever process comes first, so a
+reader never sees the journal: every method here reads folded tables. A method
+added here that reads `calls` or `artifacts` goes through `_query` or `_tx`,
+which fold first. (A registry opened read-only cannot fold: it shows what was
+folded, i.e. everything but the last calls of a process killed before it
+folded them.)
 
 Durability: in the default mode (`synchronous=NORMAL` with WAL) a commit
 survives a kill of the process; in strict mode (`synchronous=FULL`) it also
@@ -12,6 +26,7 @@ file, with fsyncs) run on a background connection, not inside a commit.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import dataclasses
 import json
@@ -42,8 +57,10 @@ from .configs import SqliteRegistryConfig
 # (kept by a trigger) instead of an index over (name, version). Both mean fewer pages
 # written per checkpoint call. Version 3: `artifacts.data`, small payloads kept inline.
 # Version 4: the `memory` table (kitaru.memory), created by _SCHEMA like any missing table.
+# Version 5: the `journal` (see the module doc); versions counted by `_insert_artifact_rows`,
+# once per name and commit, instead of by a trigger once per artifact.
 # An older file is migrated in place when opened.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     exec_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, status TEXT NOT NULL,
@@ -88,12 +105,7 @@ CREATE TABLE IF NOT EXISTS memory (
     deleted INTEGER NOT NULL DEFAULT 0, exec_id TEXT, call_id TEXT, created_at REAL,
     PRIMARY KEY (scope, key, version)
 ) WITHOUT ROWID;
-"""
-# Separate from _SCHEMA, which is split at ";". Every artifact insert bumps its name's count.
-_TRIGGER = """
-CREATE TRIGGER IF NOT EXISTS artifacts_version AFTER INSERT ON artifacts BEGIN
-    INSERT OR REPLACE INTO artifact_versions (name, latest) VALUES (NEW.name, NEW.version);
-END
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, record TEXT NOT NULL);
 """
 _MIGRATE_FROM_1 = (
     "INSERT OR REPLACE INTO artifact_versions (name, latest) "
@@ -101,6 +113,7 @@ _MIGRATE_FROM_1 = (
     "DROP INDEX IF EXISTS artifacts_name",
 )
 _MIGRATE_FROM_2 = ("ALTER TABLE artifacts ADD COLUMN data BLOB",)
+_MIGRATE_TO_5 = ("DROP TRIGGER IF EXISTS artifacts_version",)
 
 _EXEC_COLS = (
     "exec_id", "flow_name", "status", "flow_ref", "stack", "inputs_artifact", "result_artifact",
@@ -130,10 +143,15 @@ _INSERT_CALL = (
     f"VALUES ({', '.join('?' * len(_CALL_COLS))}) ON CONFLICT (exec_id, call_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _CALL_COLS[2:])
 )
-_INSERT_ART = (
-    f"INSERT INTO artifacts ({', '.join(_ART_COLS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-    "COALESCE((SELECT latest FROM artifact_versions WHERE name = ?), 0) + 1, ?, ?, ?)"
+_INSERT_ART = f"INSERT INTO artifacts ({', '.join(_ART_COLS)}) VALUES ({', '.join('?' * len(_ART_COLS))})"
+_VERSION_AT = _ART_COLS.index("version")
+_BUMP_VERSION = (
+    "INSERT INTO artifact_versions (name, latest) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET latest = excluded.latest"
 )
+_INSERT_JOURNAL = "INSERT INTO journal (record) VALUES (?)"
+#: Journal rows (completed calls) this process appends before it folds them itself.
+_FOLD_EVERY = 256
 _INSERT_LOG = (
     "INSERT INTO logs (exec_id, call_id, stream, text, key, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -210,6 +228,23 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _artifact_row(a: ArtifactRecord) -> list[Any]:
+    """An artifact's `_ART_COLS` values, its version not yet numbered."""
+    return [
+        a.artifact_id, a.exec_id, a.call_id, a.name, a.direction, a.key, a.serializer,
+        a.type_name, a.size, 0, a.created_at, None if a.metadata is None else _dumps(a.metadata),
+        a.data,
+    ]
+
+
+def _journal_artifact(a: ArtifactRecord) -> list[Any]:
+    """`_artifact_row` as JSON can carry it: the inline bytes in base64."""
+    row = _artifact_row(a)
+    if a.data is not None:
+        row[-1] = binascii.b2a_base64(a.data, newline=False).decode()
+    return row
+
+
 
 class SqliteRegistry(Registry):
     """Registry in one SQLite file, safe for many threads and processes."""
@@ -227,6 +262,7 @@ class SqliteRegistry(Registry):
         self.read_only = not sqlite_errors.writable(self.path)
         sqlite_errors.check_not_truncated(self.path)
         self._checkpointer = _Checkpointer(str(self.path), config.busy_timeout)
+        self._journaled = 0  # journal rows this process appended and has not folded yet
         try:
             if self.read_only:
                 self._conn = self._connect_read_only(config.busy_timeout)
@@ -284,13 +320,14 @@ class SqliteRegistry(Registry):
                     for stmt in _SCHEMA.strip().split(";"):
                         if stmt.strip():
                             self._conn.execute(stmt)
-                    self._conn.execute(_TRIGGER)
                     if found == 1:
                         for stmt in _MIGRATE_FROM_1:
                             self._conn.execute(stmt)
                     if found in (1, 2):
                         for stmt in _MIGRATE_FROM_2:
                             self._conn.execute(stmt)
+                    for stmt in _MIGRATE_TO_5:
+                        self._conn.execute(stmt)
                     self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -303,21 +340,28 @@ class SqliteRegistry(Registry):
     class _Tx:
         """One write transaction; a SQLite failure leaves as a typed kitaru error."""
 
-        __slots__ = ("checkpointer", "conn", "lock", "path")
+        __slots__ = ("checkpointer", "conn", "fold", "lock", "path")
 
         def __init__(
             self, conn: sqlite3.Connection, lock: threading.RLock, checkpointer: _Checkpointer,
-            path: Path,
+            path: Path, fold: Any,
         ) -> None:
             self.conn = conn
             self.lock = lock
             self.checkpointer = checkpointer
             self.path = path
+            self.fold = fold  # folds the journal first (see the module doc)
 
         def __enter__(self) -> sqlite3.Connection:
             self.lock.acquire()
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self.fold()
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
+                    raise
             except BaseException as exc:
                 self.lock.release()
                 if isinstance(exc, sqlite3.Error):
@@ -347,19 +391,74 @@ class SqliteRegistry(Registry):
                     raise translated from exc
 
     def _tx(self) -> SqliteRegistry._Tx:
-        return SqliteRegistry._Tx(self._conn, self._lock, self._checkpointer, self.path)
+        return SqliteRegistry._Tx(self._conn, self._lock, self._checkpointer, self.path,
+                                  self._fold_journal)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
+            conn = self._conn
             try:
-                return self._conn.execute(sql, params).fetchall()
+                if not self.read_only and conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM journal)"
+                ).fetchone()[0]:
+                    if conn.in_transaction:
+                        self._fold_journal()
+                    else:
+                        with self._tx():  # folds
+                            pass
+                return conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise sqlite_errors.translate(exc, self.path) from exc
 
     def close(self) -> None:
         self._checkpointer.close()
         with self._lock:
-            self._conn.close()
+            try:
+                if self._journaled:
+                    with self._tx():  # leave the file folded
+                        pass
+            except (sqlite3.Error, StorageError):
+                pass  # the next process to open the file folds it
+            finally:
+                self._conn.close()
+
+    # -- the journal ------------------------------------------------------------------------
+    def _journal_call(self, row: tuple[Any, ...], artifacts: Sequence[ArtifactRecord]) -> None:
+        """Commit a completed call and its artifact references as one journal row."""
+        record = _ENCODER.encode((row, [_journal_artifact(a) for a in artifacts]))
+        with self._lock:
+            try:
+                self._conn.execute(_INSERT_JOURNAL, (record,))
+            except sqlite3.Error as exc:
+                raise sqlite_errors.translate(exc, self.path) from exc
+            self._checkpointer.committed()
+            self._journaled += 1
+            if self._journaled >= _FOLD_EVERY:
+                with self._tx():  # folds
+                    pass
+
+    def _fold_journal(self) -> None:
+        """Move every journal row into `calls` and `artifacts`, oldest first.
+
+        Runs inside a write transaction, with the lock held.
+        """
+        conn = self._conn
+        rows = conn.execute("SELECT id, record FROM journal ORDER BY id").fetchall()
+        self._journaled = 0
+        if not rows:
+            return
+        calls: list[Any] = []
+        arts: list[Any] = []
+        for _, record in rows:
+            call_row, art_rows = json.loads(record)
+            calls.append(call_row)
+            for a in art_rows:
+                data = a[-1]
+                a[-1] = None if data is None else binascii.a2b_base64(data)
+                arts.append(a)
+        conn.executemany(_INSERT_CALL, calls)
+        self._insert_artifact_rows(conn, arts)
+        conn.execute("DELETE FROM journal WHERE id <= ?", (rows[-1][0],))
 
     # -- executions ---------------------------------------------------------------
     def create_execution(
@@ -505,10 +604,16 @@ class SqliteRegistry(Registry):
             None if call.error is None else _dumps(call.error), call.cache_key,
             None if call.task is None else _dumps(call.task),
         )
+        if artifacts and not logs and not metadata and call.status == "completed":
+            self._journal_call(row, artifacts)
+            return
         if not (artifacts or logs or metadata):
             # A single statement is its own transaction (the "running" record of every
             # call): no BEGIN/COMMIT round trips.
             with self._lock:
+                if self._journaled:  # this process's journal first: records keep their order
+                    with self._tx():
+                        pass
                 try:
                     if self._strict and call.status == "running":
                         self._commit_unsynced(row)
@@ -554,19 +659,27 @@ class SqliteRegistry(Registry):
         return self._call(rows[0]) if rows else None
 
     # -- artifacts --------------------------------------------------------------------------
+    @classmethod
+    def _insert_artifacts(cls, conn: sqlite3.Connection, artifacts: Sequence[ArtifactRecord]) -> None:
+        cls._insert_artifact_rows(conn, [_artifact_row(a) for a in artifacts])
+
     @staticmethod
-    def _insert_artifacts(conn: sqlite3.Connection, artifacts: Sequence[ArtifactRecord]) -> None:
-        conn.executemany(
-            _INSERT_ART,
-            [
-                (
-                    a.artifact_id, a.exec_id, a.call_id, a.name, a.direction, a.key,
-                    a.serializer, a.type_name, a.size, a.name, a.created_at,
-                    None if a.metadata is None else _dumps(a.metadata), a.data,
-                )
-                for a in artifacts
-            ],
-        )
+    def _insert_artifact_rows(conn: sqlite3.Connection, rows: list[list[Any]]) -> None:
+        """Insert artifact rows (`_ART_COLS` order, version unset), numbering each name's
+        versions on from the latest; inside a write transaction."""
+        names = list({r[3] for r in rows})
+        latest: dict[str, int] = {}
+        for i in range(0, len(names), 500):  # SQLite's limit on bound parameters
+            chunk = names[i:i + 500]
+            latest.update(conn.execute(
+                f"SELECT name, latest FROM artifact_versions WHERE name IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall())
+        for r in rows:
+            version = latest.get(r[3], 0) + 1
+            latest[r[3]] = r[_VERSION_AT] = version
+        conn.executemany(_INSERT_ART, rows)
+        conn.executemany(_BUMP_VERSION, [(n, latest[n]) for n in names])
 
     def add_artifacts(self, artifacts: list[ArtifactRecord]) -> None:
         with self._tx() as conn:
