@@ -99,8 +99,31 @@ def no_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", False)
 
 
+#: `KITARU_TEST_REGISTRY=postgres` runs the tests on a `local` stack whose registry is a fresh
+#: PostgreSQL database per test (the core suite on a shared record; see scripts/test.sh).
+TEST_REGISTRY = os.environ.get("KITARU_TEST_REGISTRY", "sqlite")
+
+
+def _local_stack_on_postgres(home: Path, url: str) -> None:
+    """Replace the home's built-in `local` stack by one with a `postgres` registry."""
+    import yaml
+
+    from kitaru_core.stack import StackStore
+
+    path = home.parent / "local-postgres.yaml"
+    home.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({
+        "name": "local", "registry": {"flavor": "postgres", "config": {"url": url}},
+        "artifact_store": {"flavor": "local"}, "orchestrator": {"flavor": "local"},
+        "execution_target": {"flavor": "inline"},
+    }))
+    StackStore(home).register(path, activate=True, force=True)
+
+
 @pytest.fixture(autouse=True)
-def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def kitaru_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Path:
     """A fresh KITARU_HOME per test; no prompts; stacks rebuilt per test."""
     home = tmp_path / "kitaru-home"
     monkeypatch.setenv("KITARU_HOME", str(home))
@@ -112,6 +135,8 @@ def kitaru_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import kitaru.settings as settings
 
     monkeypatch.setattr(settings, "_settings", settings.Settings())
+    if TEST_REGISTRY == "postgres":
+        _local_stack_on_postgres(home, request.getfixturevalue("postgres_url"))
     yield home
     clear_stack_cache()
 

@@ -28,6 +28,6 @@ pytest.register_assert_rewrite("kitaru_core.testing.suites", "kitaru_core.testin
 from .base import ComponentConformance, build_component  # noqa: E402
 from .suites.registry import RegistryConformance  # noqa: E402
 
-SUITE_VERSION = 1
+SUITE_VERSION = 2  # 2: inputs commit with their execution; housekeeping
 
 __all__ = ["SUITE_VERSION", "ComponentConformance", "RegistryConformance", "build_component"]

@@ -93,6 +93,19 @@ class RegistryConformance(ComponentConformance):
         assert got.created_at == pytest.approx(rec.created_at)
         assert got.version == 0 and got.ended_at is None
 
+    def test_execution_and_its_inputs_commit_together(self, registry: Registry) -> None:
+        rec = execution()
+        inputs = artifact(rec.exec_id, "inputs", direction="input", call_id=None, data=b"{}")
+        rec.inputs_artifact = inputs.artifact_id
+        registry.create_execution(rec, [inputs])
+        assert registry.get_artifact(inputs.artifact_id).exec_id == rec.exec_id
+        clash = execution(rec.exec_id)
+        orphan = artifact(rec.exec_id, "inputs", direction="input", call_id=None)
+        with pytest.raises(Exception):  # noqa: B017 - a duplicate id fails the whole transaction
+            registry.create_execution(clash, [orphan])
+        with pytest.raises(ArtifactNotFoundError):
+            registry.get_artifact(orphan.artifact_id)
+
     def test_duplicate_execution_id_is_refused(self, registry: Registry) -> None:
         rec = execution()
         registry.create_execution(rec)
@@ -482,3 +495,53 @@ class RegistryConformance(ComponentConformance):
 
         with pytest.raises(ConfigError, match="memory"):
             registry.put_memory(MemoryRecord("namespace:a", "k"), None)
+
+    # -- housekeeping ----------------------------------------------------------------------
+    @staticmethod
+    def supports_housekeeping(registry: Registry) -> bool:
+        return type(registry).delete_executions is not Registry.delete_executions
+
+    def test_delete_removes_an_execution_and_its_records(self, registry: Registry) -> None:
+        if not self.supports_housekeeping(registry):
+            pytest.skip("this registry declares no housekeeping (Registry.delete_executions)")
+        gone, kept = execution(), execution()
+        for rec in (gone, kept):
+            registry.create_execution(rec)
+            out = artifact(rec.exec_id, "a", key=rec.exec_id[:8] * 8)
+            registry.save_call(CallRecord(rec.exec_id, "a#1", "a", 1, "completed",
+                                          output_artifact=out.artifact_id), artifacts=[out],
+                               logs=[LogChunk(rec.exec_id, "a#1", 0, "stdout", "", 1.0,
+                                              key="ee" * 32 if rec is kept else "ff" * 32)],
+                               metadata=[MetadataEntry(rec.exec_id, "a#1", "k", 1, 1.0)])
+            registry.create_wait(WaitRecord(rec.exec_id, "w", 2, "pending"))
+        assert registry.delete_executions([gone.exec_id, gone.exec_id, _eid()]) == 1
+        with pytest.raises(ExecutionNotFoundError):
+            registry.get_execution(gone.exec_id)
+        for read in (registry.get_calls, registry.get_waits, registry.get_logs,
+                     registry.get_metadata):
+            assert read(gone.exec_id) == []
+            assert read(kept.exec_id) != []
+        assert registry.list_artifacts(exec_id=gone.exec_id) == []
+        keys = registry.referenced_blob_keys()
+        assert kept.exec_id[:8] * 8 in keys and "ee" * 32 in keys
+        assert gone.exec_id[:8] * 8 not in keys and "ff" * 32 not in keys
+
+    def test_delete_keeps_what_memory_points_at(self, registry: Registry) -> None:
+        if not (self.supports_housekeeping(registry) and self.supports_memory(registry)):
+            pytest.skip("this registry declares no housekeeping or no memory")
+        rec = execution()
+        registry.create_execution(rec)
+        value = artifact(rec.exec_id, "memory:flow/k", key="aa" * 32)
+        registry.put_memory(MemoryRecord("flow:review", "k", artifact_id=value.artifact_id,
+                                         exec_id=rec.exec_id, call_id="memory_set#1"), value)
+        registry.delete_executions([rec.exec_id])
+        latest = registry.get_memory("flow:review", "k")
+        assert latest is not None and latest.artifact_id == value.artifact_id
+        assert registry.get_artifact(value.artifact_id).key == "aa" * 32
+        assert "aa" * 32 in registry.referenced_blob_keys()
+
+    def test_integrity_check_of_a_sound_record_finds_nothing(self, registry: Registry) -> None:
+        registry.create_execution(execution())
+        for full in (False, True):
+            problems = registry.check_integrity(full=full)
+            assert problems is None or problems == []

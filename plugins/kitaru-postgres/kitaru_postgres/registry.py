@@ -185,15 +185,21 @@ class PostgresRegistry(Registry):
             self._pool.close()
 
     # -- executions ----------------------------------------------------------------------
-    def create_execution(self, record: ExecutionRecord) -> None:
+    def create_execution(
+        self, record: ExecutionRecord, artifacts: Sequence[ArtifactRecord] = ()
+    ) -> None:
         values = [
             self._json(getattr(record, c)) if c in _EXEC_JSON else getattr(record, c)
             for c in _EXEC_COLS
         ]
-        self._write(
-            f"INSERT INTO executions ({_EXEC_SELECT}) VALUES ({', '.join(['%s'] * len(values))})",
-            values,
-        )
+        with self._pool.connection() as conn:
+            conn.execute(
+                f"INSERT INTO executions ({_EXEC_SELECT}) "
+                f"VALUES ({', '.join(['%s'] * len(values))})",
+                values,
+            )
+            if artifacts:
+                self._insert_artifacts(conn, artifacts)
 
     @staticmethod
     def _exec(row: tuple[Any, ...]) -> ExecutionRecord:
@@ -480,6 +486,50 @@ class PostgresRegistry(Registry):
             (exec_id,),
         )
         return [MetadataEntry(*r) for r in rows]
+
+    # -- housekeeping ------------------------------------------------------------------------------
+    def delete_executions(self, exec_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(exec_ids))
+        if not ids:
+            return 0
+        with self._pool.connection() as conn:
+            for table in ("calls", "waits", "logs", "metadata"):
+                conn.execute(f"DELETE FROM {table} WHERE exec_id = ANY(%s)", (ids,))
+            # Memory outlives executions: keep the references its versions point at.
+            conn.execute(
+                "DELETE FROM artifacts WHERE exec_id = ANY(%s) AND NOT EXISTS "
+                "(SELECT 1 FROM memory WHERE memory.artifact_id = artifacts.artifact_id)",
+                (ids,),
+            )
+            return conn.execute("DELETE FROM executions WHERE exec_id = ANY(%s)", (ids,)).rowcount
+
+    def referenced_blob_keys(self) -> set[str]:
+        rows = self._query(
+            "SELECT key FROM artifacts UNION SELECT key FROM logs WHERE key IS NOT NULL"
+        )
+        return {r[0] for r in rows}
+
+    def check_integrity(self, *, full: bool = False) -> list[str] | None:
+        """The server checks its own storage; here: reachable, and the schema is this version's.
+
+        `full` also checks that every execution's inputs reference is recorded.
+        """
+        try:
+            row = self._query("SELECT version FROM kitaru_schema")
+        except Exception as exc:
+            return [f"{self.where}: {_first_line(exc)}"]
+        problems = []
+        if not row or row[0][0] != SCHEMA_VERSION:
+            problems.append(f"{self.where}: schema version {row[0][0] if row else None}, "
+                            f"expected {SCHEMA_VERSION}")
+        if full:
+            dangling = self._query(
+                "SELECT exec_id FROM executions e WHERE inputs_artifact IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM artifacts a WHERE a.artifact_id = e.inputs_artifact) LIMIT 5"
+            )
+            problems += [f"{self.where}: execution {r[0]} references inputs that are not recorded"
+                         for r in dangling]
+        return problems
 
     # -- memory ------------------------------------------------------------------------------------
     def put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
