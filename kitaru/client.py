@@ -6,14 +6,15 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kitaru_core.errors import InvalidValueError
+from kitaru_core.errors import InvalidStateError, InvalidValueError
 from kitaru_core.ids import quoted
 from kitaru_core.records import ArtifactRecord, CallRecord, ExecutionRecord, WaitRecord
-from kitaru_core.runtime import service
+from kitaru_core.runtime import housekeeping, service
 from kitaru_core.runtime.artifacts import read_value
+from kitaru_core.runtime.housekeeping import DeleteResult, GcReport, HealthReport
 from kitaru_core.runtime.owner import describe_owner
 from kitaru_core.stack import Stack, get_stack, resolve_stack_name
 from kitaru_core.status import ExecutionStatus
@@ -384,6 +385,36 @@ class ExecutionsAPI:
         rec = service.cancel(self._stack, exec_id)
         return self.get(rec.exec_id)
 
+    def delete(
+        self,
+        *exec_ids: str,
+        older_than: str | float | timedelta | None = None,
+        status: str | ExecutionStatus | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> DeleteResult:
+        """Delete executions with their calls, waits, logs, metadata and artifact references.
+
+        Name them by id (or unique prefix), or select them with `older_than` (seconds, a
+        `timedelta` or a duration such as "30d") and/or `status`. Memory is kept, and so
+        are blobs: `KitaruClient().gc()` frees those no record references. A waiting
+        execution, or a running one whose owner is gone, is deleted only with `force`; one
+        whose runner is alive never (cancel it first). With ids, such a refusal raises
+        `InvalidStateError` and nothing is deleted; with filters it is reported in the
+        result's `refused`. `dry_run` only reports.
+        """
+        stack = self._stack
+        records = housekeeping.select_executions(
+            stack, exec_ids, older_than=_seconds(older_than),
+            status=None if status is None else ExecutionStatus(status).value,
+        )
+        if exec_ids:
+            check = housekeeping.delete_executions(stack, records, force=force, dry_run=True)
+            if check.refused:
+                eid, why = next(iter(check.refused.items()))
+                raise InvalidStateError(f"execution {eid} is {why}; nothing was deleted")
+        return housekeeping.delete_executions(stack, records, force=force, dry_run=dry_run)
+
     def replay(
         self,
         exec_ids: str | list[str],
@@ -442,12 +473,43 @@ class KitaruClient:
             self._built = get_stack(self._stack_name)
         return self._built
 
+    def gc(
+        self, *, grace: str | float | timedelta = housekeeping.DEFAULT_GRACE_SECONDS,
+        dry_run: bool = True,
+    ) -> GcReport:
+        """Free the artifact store of blobs no record references (by default only report them).
+
+        Blobs modified within `grace` (default one hour), or since a live execution
+        started, are kept: a run may have written them and not recorded them yet.
+        """
+        return housekeeping.collect_garbage(
+            self._stack, grace_seconds=_seconds(grace) or 0.0, dry_run=dry_run
+        )
+
+    def check(self, *, full: bool = False) -> HealthReport:
+        """Check the registry's storage (`full`: thoroughly, and every referenced blob)."""
+        return housekeeping.check_health(self._stack, full=full)
+
     @property
     def memory(self) -> MemoryAPI:
         """Memory scopes on this stack: get/set/list/history/delete (see `kitaru.memory`)."""
         from .memory import MemoryAPI
 
         return MemoryAPI(self)
+
+
+def _seconds(value: str | float | timedelta | None) -> float | None:
+    if value is None or isinstance(value, bool):
+        if isinstance(value, bool):
+            raise InvalidValueError(f"{value!r} is not a duration")
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float):
+        if value < 0:
+            raise InvalidValueError(f"{value!r} is not a duration; give 0 or more seconds")
+        return float(value)
+    return housekeeping.parse_duration(value)
 
 
 def _call(c: CallRecord, artifacts: list[Artifact], metadata: dict[str, Any]) -> CheckpointCall:

@@ -76,6 +76,10 @@ class RegistryDamagedError(KitaruError):
     """
 
 
+class ArtifactDamagedError(KitaruError):
+    """An artifact's stored bytes are not what its record describes (cut short, altered)."""
+
+
 class StorageError(KitaruError):
     """The kitaru home (the registry or the artifact store) cannot be written: it is
     read-only, or its disk is full."""

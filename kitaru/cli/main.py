@@ -7,7 +7,17 @@ import sys
 
 import typer
 
-from . import errors, executions_cmd, memory_cmd, model_cmd, plugins_cmd, stack_cmd
+from . import (
+    delete_cmd,
+    doctor_cmd,
+    errors,
+    executions_cmd,
+    gc_cmd,
+    memory_cmd,
+    model_cmd,
+    plugins_cmd,
+    stack_cmd,
+)
 from .help import LeanHelpGroup, use_lean_help
 from .output import Format, OutputOption, print_json
 
@@ -24,6 +34,9 @@ app.add_typer(executions_cmd.app, name="executions")
 app.add_typer(plugins_cmd.app, name="plugins")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(model_cmd.app, name="model")
+executions_cmd.app.command("delete")(delete_cmd.delete)
+app.command("gc")(gc_cmd.gc)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 @app.callback()
@@ -78,12 +91,22 @@ def status(output: Format = OutputOption) -> None:
         "components": {k: spec[k]["flavor"] for k in
                        ("registry", "artifact_store", "orchestrator", "execution_target")},
     }
+    check = doctor_cmd.registry_check(name)  # a quick integrity check of the record
+    data["registry_check"] = check
     if output == Format.json:
         print_json(data)
-        return
-    typer.echo(f"kitaru home:  {home}\nactive stack: {name} ({data['durability']} durability)")
-    for comp, flavor in data["components"].items():
-        typer.echo(f"  {comp:17} {flavor}")
+    else:
+        typer.echo(f"kitaru home:  {home}\nactive stack: {name} ({data['durability']} durability)")
+        for comp, flavor in data["components"].items():
+            typer.echo(f"  {comp:17} {flavor}")
+        if check["ok"]:
+            typer.echo("registry:     ok (quick check; `kitaru doctor --check` for the full one)")
+        elif check["ok"] is None:
+            typer.echo(f"registry:     not checked: {check['problems'][0]}")
+        else:
+            typer.echo(f"registry:     DAMAGED: {check['problems'][0]}")
+    if check["ok"] is False:
+        raise typer.Exit(1)
 
 
 use_lean_help(app)  # after every command and group is registered

@@ -8,7 +8,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SerializationError
+from ..errors import ArtifactDamagedError, SerializationError
 from ..records import ArtifactRecord
 from ..serializers import deserialize, serialize, type_name
 
@@ -122,8 +122,22 @@ def link(
 
 
 def read_bytes(store: ArtifactStore, record: ArtifactRecord) -> bytes:
-    """The serialized bytes of an artifact: inline in the record, or its blob."""
-    return record.data if record.data is not None else store.get_blob(record.key)
+    """The serialized bytes of an artifact: inline in the record, or its blob.
+
+    A blob of another size than recorded (cut short by a crash or a full disk) is
+    an `ArtifactDamagedError`, never read as a value.
+    """
+    if record.data is not None:
+        return record.data
+    data = store.get_blob(record.key)
+    if len(data) != record.size:
+        raise ArtifactDamagedError(
+            f"artifact {record.artifact_id} ({record.name!r} of execution {record.exec_id}) is "
+            f"damaged: its blob {record.key} holds {len(data)} bytes, the record says "
+            f"{record.size}; `kitaru doctor --check` lists every damaged blob. Restore the "
+            "artifact store from a backup, or replay the execution from that step"
+        )
+    return data
 
 
 def ensure_blob(store: ArtifactStore, record: ArtifactRecord) -> None:
