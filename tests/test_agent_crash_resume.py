@@ -1,5 +1,5 @@
 """Agents shaped like Pydantic AI's examples (`e2e_flows/agent_shapes.py`), run under `KitaruAgent`,
-SIGKILLed in the middle of a tool call and resumed with `kitaru executions resume`: the output,
+SIGKILLed in the middle of a tool call and resumed (`kitaru executions resume`): the output,
 the calls that ran live, the usage and the events the handler got all equal an uninterrupted
 run of the bare agent."""
 
@@ -47,6 +47,13 @@ def start_and_die(procs: Processes, shape: str, workdir: Path, kill_at: str) -> 
     return only_execution()
 
 
+def resume(exec_id: str) -> None:
+    """`kitaru executions resume`, here in the test's process (the script's flow is loaded from
+    its recorded path, as another shell's resume would): a process start less per case."""
+    execution = KitaruClient().executions.resume(exec_id, background=False)
+    assert execution.status.value == "completed", execution.failure
+
+
 def assert_like_an_uninterrupted_run(exec_id: str, expected: dict[str, Any], reference: Path,
                                      workdir: Path) -> None:
     assert kitaru.load(exec_id, "output") == expected
@@ -80,8 +87,7 @@ def test_agent_killed_mid_tool_call_resumes_like_an_uninterrupted_run(shape: str
     completed_before = lines(workdir, "runs.log")
     assert completed_before.count(f"tool:{tool}") == int(kill_at.split(":")[1]) - 1
 
-    resumed = run_cli("executions", "resume", exec_id, cwd=FLOWS)
-    assert resumed.returncode == 0, resumed.stderr
+    resume(exec_id)
     assert_like_an_uninterrupted_run(exec_id, expected, tmp_path / "bare", workdir)
     # What completed before the crash came from the record: only the rest ran after it.
     after = Counter(lines(workdir, "runs.log")) - Counter(completed_before)
@@ -108,6 +114,5 @@ def test_hitl_agent_answered_then_killed_resumes_like_an_uninterrupted_run(tmp_p
         "the resumed run to die in its ticket call")
     assert lines(workdir, "runs.log").count("tool:ticket") == 1
 
-    resumed = run_cli("executions", "resume", exec_id, cwd=FLOWS)
-    assert resumed.returncode == 0, resumed.stderr
+    resume(exec_id)
     assert_like_an_uninterrupted_run(exec_id, expected, tmp_path / "bare", workdir)

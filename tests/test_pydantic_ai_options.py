@@ -10,12 +10,14 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, Span, Tracer, TracerProvider, use_span
 from pydantic_ai import Agent, RunContext
-from pydantic_ai.capabilities import Instrumentation
+from pydantic_ai.capabilities import AbstractCapability, Instrumentation
+from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -26,6 +28,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.models.instrumented import InstrumentationSettings
+from pydantic_ai.usage import UsageLimits
 
 import kitaru
 from kitaru import checkpoint, flow
@@ -433,3 +436,80 @@ def test_recorded_calls_emit_no_spans_on_retry(client):
     assert client.executions.retry(exec_id, background=False).status is ExecutionStatus.COMPLETED
     assert calls == {"publish": 1}
     assert SPANS.ended == []  # every model request and tool call came from the record
+
+
+@dataclass
+class _HoldBack(AbstractCapability[Any]):
+    """Holds one tool back before it reaches kitaru's wrapper: the tools of a response then
+    start in another order than the model asked for them."""
+
+    async def wrap_tool_execute(self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any) -> Any:
+        if call.tool_name == flags.get("hold_back"):
+            await asyncio.sleep(0.05)
+        return await handler(args)
+
+
+racing = Agent(script("model", [[("first", {}), ("second", {})], "raced"]), name="racing",
+               capabilities=[_HoldBack()])
+
+
+@racing.tool_plain
+async def first() -> str:
+    calls["first"] += 1
+    return "one"
+
+
+@racing.tool_plain
+async def second() -> str:
+    calls["second"] += 1
+    return "two"
+
+
+@flow
+def race() -> str:
+    return publish(KitaruAgent(racing).run_sync("go").output).load()
+
+
+def test_parallel_tool_identity_follows_the_response_not_the_start_order(client):
+    flags["hold_back"] = "first"  # `second` reaches kitaru first
+    flags["publish_fails"] = True
+    exec_id = failed(race.run(), "publishing service")
+    tools = [c for c in client.executions.get(exec_id).checkpoints if c.type == "tool_call"]
+    assert [(c.call_id, c.output.load()) for c in sorted(tools, key=lambda c: c.seq)] == [
+        ("first_tool#1", "one"), ("second_tool#1", "two")]
+    flags["hold_back"] = "second"  # the other way round on the retry: the same identities
+    assert client.executions.retry(exec_id, background=False).status is ExecutionStatus.COMPLETED
+    assert calls == {"publish": 1}
+    assert kitaru.load(exec_id, "output") == "raced ['one', 'two']"
+
+
+boomer = Agent(script("model", [[("delegate", {"q": "x"})], [("boom", {})], "done"]), name="boomer")
+boomer.tool(delegate)
+
+
+@boomer.tool_plain
+def boom() -> str:
+    calls["boom"] += 1
+    if flags.pop("boom_fails", False):
+        raise RuntimeError("boom")
+    return "ok"
+
+
+@flow
+def limited() -> str:
+    return KitaruAgent(boomer).run_sync("go", usage_limits=UsageLimits(request_limit=3)).output
+
+
+def test_usage_limits_hold_across_a_retry_as_in_one_run(client):
+    # In one run: request 1, the helper's request (delegated with usage=ctx.usage), request 3,
+    # and request 4 would exceed the limit.
+    with pytest.raises(UsageLimitExceeded):
+        asyncio.run(boomer.run("go", usage_limits=UsageLimits(request_limit=3)))
+    flags["boom_fails"] = True
+    exec_id = failed(limited.run(), "boom")
+    execution = client.executions.retry(exec_id, background=False)
+    # Requests 1-3 came from the record with their usage (the helper's included): the limit
+    # stops the retry where it stops the uninterrupted run.
+    assert execution.status is ExecutionStatus.FAILED
+    assert "UsageLimitExceeded" in str(execution.failure)
+    assert calls == {"boom": 1}
