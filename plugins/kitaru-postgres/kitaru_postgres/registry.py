@@ -10,8 +10,10 @@ needs nothing more here.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kitaru_core.errors import ArtifactNotFoundError, ConfigError, ExecutionNotFoundError, KitaruError
@@ -85,6 +87,35 @@ _LOCK_MEMORY_KEY = "SELECT pg_advisory_xact_lock(hashtextextended('kitaru-memory
 _LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(hashtextextended('kitaru-schema:' || %s, 0))"
 
 
+_MAX_FUSED = 4
+_ART_CASTS = ("text", "text", "text", "text", "text", "text", "text", "bigint", "text",
+              "double precision", "jsonb", "bytea")  # _ART_COLS without version
+
+
+@functools.cache
+def _fused_save_call(n_artifacts: int) -> str:
+    """One statement that upserts a call and inserts `n_artifacts` artifacts (distinct names).
+
+    Each artifact's version comes from its name's counter row, bumped in the same statement.
+    Parameters: per artifact its name then its `_art_row` values; then the call's row.
+    """
+    parts = []
+    cols = [c for c in _ART_COLS if c != "version"]
+    for i in range(n_artifacts):
+        parts.append(
+            f"v{i} AS (INSERT INTO artifact_versions (name, latest) VALUES (%s::text, 1) "
+            "ON CONFLICT (name) DO UPDATE SET latest = artifact_versions.latest + 1 "
+            "RETURNING latest)"
+        )
+        values = ", ".join(f"%s::{cast}" for cast in _ART_CASTS)
+        parts.append(
+            f"a{i} AS (INSERT INTO artifacts ({', '.join(cols)}, version) "
+            f"SELECT {values}, v{i}.latest FROM v{i})"
+        )
+    prefix = ("WITH " + ", ".join(parts) + " ") if parts else ""
+    return prefix + _INSERT_CALL
+
+
 class RegistryUnavailableError(KitaruError):
     """The PostgreSQL server could not be reached or refused the connection."""
 
@@ -119,15 +150,15 @@ class PostgresRegistry(Registry):
         self.where = _describe(config.url)
         schema = config.db_schema
 
+        # Autocommit connections: a single statement is its own transaction (one round trip,
+        # no BEGIN/COMMIT); several statements that must commit together use `_tx()`.
         def configure(conn: psycopg.Connection) -> None:
-            conn.autocommit = True
             conn.execute(f'SET search_path TO "{schema}"')
-            conn.autocommit = False
 
         self._pool = ConnectionPool(
             config.url, min_size=config.min_connections, max_size=config.max_connections,
             timeout=config.connect_timeout, configure=configure, open=False,
-            kwargs={"connect_timeout": max(1, int(config.connect_timeout))},
+            kwargs={"connect_timeout": max(1, int(config.connect_timeout)), "autocommit": True},
             name=f"kitaru-{context.stack_name}",
         )
         try:
@@ -145,11 +176,7 @@ class PostgresRegistry(Registry):
     # -- plumbing ----------------------------------------------------------------------
     def _migrate(self) -> None:
         with self._pool.connection() as conn:
-            conn.autocommit = True
-            try:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.db_schema}"')
-            finally:
-                conn.autocommit = False
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.config.db_schema}"')
             with conn.transaction():
                 conn.execute(_LOCK_MIGRATIONS, (self.config.db_schema,))
                 conn.execute("CREATE TABLE IF NOT EXISTS kitaru_schema (version INTEGER NOT NULL)")
@@ -176,6 +203,12 @@ class PostgresRegistry(Registry):
         with self._pool.connection() as conn:
             return conn.execute(sql, params).rowcount
 
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection inside one transaction (committed at the end, or rolled back)."""
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
     def _json(self, value: Any) -> Any:
         return None if value is None else self._jsonb(value)
 
@@ -192,7 +225,7 @@ class PostgresRegistry(Registry):
             self._json(getattr(record, c)) if c in _EXEC_JSON else getattr(record, c)
             for c in _EXEC_COLS
         ]
-        with self._pool.connection() as conn:
+        with self._tx() as conn:
             conn.execute(
                 f"INSERT INTO executions ({_EXEC_SELECT}) "
                 f"VALUES ({', '.join(['%s'] * len(values))})",
@@ -317,10 +350,20 @@ class PostgresRegistry(Registry):
         logs: Sequence[LogChunk] = (),
         metadata: Sequence[MetadataEntry] = (),
     ) -> None:
-        with self._pool.connection() as conn:
+        row = self._call_row(call)
+        names = [a.name for a in artifacts]
+        if not logs and not metadata and len(names) <= _MAX_FUSED and len(set(names)) == len(names):
+            # The hot path (a call with its output, nothing printed): one statement, so one
+            # round trip and one implicit transaction, artifact versions counted server-side.
+            params: list[Any] = []
+            for a in artifacts:
+                params += [a.name, *self._art_row(a)]
+            self._write(_fused_save_call(len(artifacts)), [*params, *row])
+            return
+        with self._tx() as conn:
             if logs:
                 conn.execute(_LOCK_EXEC_LOGS, (call.exec_id,))
-            conn.execute(_INSERT_CALL, self._call_row(call))
+            conn.execute(_INSERT_CALL, row)
             if artifacts:
                 self._insert_artifacts(conn, artifacts)
             if logs:
@@ -337,21 +380,24 @@ class PostgresRegistry(Registry):
         return CallRecord(*rows[0]) if rows else None
 
     # -- artifacts -----------------------------------------------------------------------------
+    def _art_row(self, a: ArtifactRecord) -> tuple[Any, ...]:
+        """An artifact's column values in `_ART_COLS` order, without the version."""
+        return (a.artifact_id, a.exec_id, a.name, a.direction, a.key, a.serializer, a.type_name,
+                a.size, a.call_id, a.created_at, self._json(a.metadata), a.data)
+
     def _insert_artifacts(self, conn: psycopg.Connection, artifacts: Sequence[ArtifactRecord]) -> None:
         rows = []
         for a in artifacts:
             version = conn.execute(_NEXT_VERSION, (a.name,)).fetchone()[0]  # type: ignore[index]
-            rows.append((
-                a.artifact_id, a.exec_id, a.name, a.direction, a.key, a.serializer, a.type_name,
-                a.size, a.call_id, version, a.created_at, self._json(a.metadata), a.data,
-            ))
+            values = self._art_row(a)
+            rows.append((*values[:9], version, *values[9:]))
         with conn.cursor() as cur:
             cur.executemany(_INSERT_ART, rows)
 
     def add_artifacts(self, artifacts: list[ArtifactRecord]) -> None:
         if not artifacts:
             return
-        with self._pool.connection() as conn:
+        with self._tx() as conn:
             self._insert_artifacts(conn, artifacts)
 
     @staticmethod
@@ -455,7 +501,7 @@ class PostgresRegistry(Registry):
     def append_logs(self, chunks: list[LogChunk]) -> None:
         if not chunks:
             return
-        with self._pool.connection() as conn:
+        with self._tx() as conn:
             for exec_id in sorted({c.exec_id for c in chunks}):
                 conn.execute(_LOCK_EXEC_LOGS, (exec_id,))
             self._insert_logs(conn, chunks)
@@ -476,7 +522,7 @@ class PostgresRegistry(Registry):
     def add_metadata(self, entries: list[MetadataEntry]) -> None:
         if not entries:
             return
-        with self._pool.connection() as conn:
+        with self._tx() as conn:
             self._insert_metadata(conn, entries)
 
     def get_metadata(self, exec_id: str) -> list[MetadataEntry]:
@@ -492,7 +538,7 @@ class PostgresRegistry(Registry):
         ids = list(dict.fromkeys(exec_ids))
         if not ids:
             return 0
-        with self._pool.connection() as conn:
+        with self._tx() as conn:
             for table in ("calls", "waits", "logs", "metadata"):
                 conn.execute(f"DELETE FROM {table} WHERE exec_id = ANY(%s)", (ids,))
             # Memory outlives executions: keep the references its versions point at.
@@ -535,7 +581,7 @@ class PostgresRegistry(Registry):
     def put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
         import dataclasses
 
-        with self._pool.connection() as conn:
+        with self._tx() as conn:
             conn.execute(_LOCK_MEMORY_KEY, (f"{len(record.scope)}:{record.scope}:{record.key}",))
             if record.call_id is not None:
                 done = conn.execute(
