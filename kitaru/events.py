@@ -56,8 +56,8 @@ def publish(
 ) -> None:
     """Publish an event of your own `kind` (e.g. "training.batch.completed") with `payload`
     (recorded as the event's `data`) and an optional human `message`."""
-    if not isinstance(kind, str) or not kind.strip():
-        raise InvalidEventError(f"event kind {kind!r}: expected a non-empty string")
+    if not isinstance(kind, str) or not kind.strip() or "\n" in kind or "\r" in kind:
+        raise InvalidEventError(f"event kind {kind!r}: expected a non-empty string on one line")
     kind = kind.strip()
     if kind in RESERVED_KINDS:
         raise InvalidEventError(
@@ -69,6 +69,7 @@ def publish(
     if message is not None and not isinstance(message, str):
         raise InvalidEventError(f"event message: expected a string (got {type(message).__name__})")
     _check_index(index)
+    correlation_id = _check_correlation_id(correlation_id)
     fields: dict[str, Any] = {}
     if message is not None:
         fields["message"] = message
@@ -93,6 +94,7 @@ def progress(
         isinstance(percent, bool) or not isinstance(percent, Real) or not 0 <= percent <= 1
     ):
         raise InvalidEventError(f"progress percent={percent!r}: expected a number from 0 to 1")
+    correlation_id = _check_correlation_id(correlation_id)
     data = dict(fields)
     if percent is not None:
         data["percent"] = float(percent)
@@ -117,6 +119,14 @@ def flush(timeout: float = 2.0) -> bool:
     except Exception:
         return False
     return True
+
+
+def _check_correlation_id(correlation_id: str | None) -> str | None:
+    if correlation_id is None:
+        return None
+    if not isinstance(correlation_id, str) or not correlation_id.strip():
+        raise InvalidEventError(f"correlation_id={correlation_id!r}: expected a non-empty string")
+    return correlation_id.strip()
 
 
 def _check_index(index: int | None) -> None:

@@ -67,6 +67,7 @@ def test_events_are_recorded_with_the_call_in_order(client):
     assert batch.payload["kitaru"] == {
         "source": "kitaru", "execution_id": handle.exec_id, "checkpoint_id": "build_report#1",
         "checkpoint_name": "build_report", "checkpoint_type": None,
+        "correlation_id": "kitaru.checkpoint:build_report#1:1",
     }
     assert {e.correlation_id for e in events[1:]} == {"kitaru.checkpoint:build_report#1:1"}
     assert [e.index for e in events[1:]] == [0, 1, 2]
@@ -204,6 +205,8 @@ def test_outside_any_flow_publishing_does_nothing(client):
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: kitaru.events.publish("end"), "reserved"),
     (lambda: kitaru.events.publish(" "), "non-empty"),
+    (lambda: kitaru.events.publish("a\nb"), "one line"),
+    (lambda: kitaru.events.publish("x", correlation_id=" "), "correlation_id"),
     (lambda: kitaru.events.publish("x", ["not", "a", "mapping"]), "mapping"),
     (lambda: kitaru.events.publish("x", index=-1), "index"),
     (lambda: kitaru.progress(""), "non-empty"),

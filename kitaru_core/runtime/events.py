@@ -90,12 +90,13 @@ def publish_event(
             call.event_counts[name] = n
             position = call.event_counts.get(_INDEX, 0)
             call.event_counts[_INDEX] = position + 1
+        correlation_id = correlation_id or f"kitaru.checkpoint:{call_id}:{attempt}"
         event = {
-            "kind": kind, "name": name, **fields, "at": now,
-            "correlation_id": correlation_id or f"kitaru.checkpoint:{call_id}:{attempt}",
+            "kind": kind, "name": name, **fields, "at": now, "correlation_id": correlation_id,
             "index": position if index is None else index, "attempt": attempt,
             "kitaru": {"source": "kitaru", "execution_id": call.exec_id, "checkpoint_id": call_id,
-                       "checkpoint_name": checkpoint, "checkpoint_type": call_type},
+                       "checkpoint_name": checkpoint, "checkpoint_type": call_type,
+                       "correlation_id": correlation_id},
             "artifacts": {},
         }
         call.log({f"{EVENT_PREFIX}{name}#{n}": event})
@@ -107,12 +108,13 @@ def publish_event(
     if ctx is None:
         return None
     n, position = ctx.next_event(name)
+    correlation_id = correlation_id or f"kitaru.flow:{ctx.exec_id}"
     event = {
-        "kind": kind, "name": name, **fields, "at": now,
-        "correlation_id": correlation_id or f"kitaru.flow:{ctx.exec_id}",
+        "kind": kind, "name": name, **fields, "at": now, "correlation_id": correlation_id,
         "index": position if index is None else index,
         "kitaru": {"source": "kitaru", "execution_id": ctx.exec_id, "checkpoint_id": None,
-                   "checkpoint_name": None, "checkpoint_type": None},
+                   "checkpoint_name": None, "checkpoint_type": None,
+                   "correlation_id": correlation_id},
         "artifacts": {},
     }
     ctx.log({f"{EVENT_PREFIX}{name}#{n}": event})
