@@ -418,7 +418,12 @@ class Orchestrator(Component):
     def launch(
         self, exec_id: str, *, command: list[str], env: dict[str, str], cwd: str | None
     ) -> dict[str, Any]:
-        """Start `command` (which resumes `exec_id`) detached; return a JSON-able handle."""
+        """Start `command` (which resumes `exec_id`) detached; return a JSON-able handle.
+
+        `env` holds the variables the runner needs; `KITARU_RUN_IMAGE`, when present, is
+        the run's `image` option (Kitaru's ImageSettings fields, as JSON) for an
+        orchestrator that starts the runner in a container image of its choosing.
+        """
 
     def cancel(self, handle: dict[str, Any]) -> None:
         """Stop a launched runner if it still runs."""

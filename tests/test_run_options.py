@@ -4,6 +4,7 @@ resolved most specific first and frozen into the execution."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -263,3 +264,21 @@ def test_replay_takes_its_own_options_and_the_cli_replay_the_originals(client):
     assert client.executions.get(replayed.exec_id).options == {"retries": 2, "cache": False}
     again = client.executions.replay(original.exec_id, at="flaky", wait=True)
     assert client.executions.get(again.results[0].replay_exec_id).options == {"retries": 3}
+
+
+def test_a_background_launch_hands_the_runs_image_to_the_orchestrator(client, monkeypatch):
+    from kitaru_core.runtime import service
+
+    handle = imaged.run(1, image="acme/agents:1.4")
+    handle.wait()
+    plain = mixed.run(1)
+    plain.wait()
+    stack = client._stack
+    launched: dict[str, dict[str, str]] = {}
+    monkeypatch.setattr(stack.orchestrator, "launch",
+                        lambda exec_id, *, command, env, cwd: launched.setdefault(exec_id, env))
+    for exec_id in (handle.exec_id, plain.exec_id):
+        service.launch(stack.registry.get_execution(exec_id), stack, "resume")
+    image = json.loads(launched[handle.exec_id][service.RUN_IMAGE_ENV])
+    assert image == {"base_image": "acme/agents:1.4", "environment": {"MODE": "flow"}}
+    assert service.RUN_IMAGE_ENV not in launched[plain.exec_id]

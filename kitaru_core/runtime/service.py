@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 RESUMABLE = (ExecutionStatus.RUNNING.value, ExecutionStatus.WAITING.value)
 #: The artifact (direction "input", no call) holding a run's options, when not all default.
 OPTIONS_ARTIFACT = "options"
+#: Set in a launch's `env` when the run has an `image` option: its ImageSettings fields as JSON.
+RUN_IMAGE_ENV = "KITARU_RUN_IMAGE"
 
 
 def is_resumable(record: ExecutionRecord) -> bool:
@@ -282,6 +284,9 @@ def launch(
     }
     if launch_id:
         env[LAUNCH_ID_ENV] = launch_id
+    image = load_options(record, stack).get("image")
+    if image:  # the run's `image` option, for an orchestrator that starts runners in containers
+        env[RUN_IMAGE_ENV] = json.dumps(image)
     return stack.orchestrator.launch(
         record.exec_id, command=command, env=env, cwd=record.flow_ref.get("cwd")
     )
