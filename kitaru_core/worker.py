@@ -24,7 +24,7 @@ from .errors import KitaruError
 from .interfaces import ArtifactStore, ComponentContext
 from .runtime.specs import checkpoint_spec_of
 from .runtime.state import current_call
-from .serializers import deserialize, serialize, type_name
+from .serializers import deserialize, serialize, serialize_chunks, type_name
 
 
 class WorkerCall:
@@ -94,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _put(store: ArtifactStore, value: Any) -> dict[str, Any]:
+    streamed = serialize_chunks(value)
+    if streamed is not None:  # a large value: written as it is serialized
+        chunks, serializer = streamed
+        key, size = store.put_stream(chunks)
+        return {"key": key, "serializer": serializer, "type_name": type_name(value), "size": size}
     data, serializer = serialize(value)
     key = hashlib.sha256(data).hexdigest()
     store.put_blob(data, key)

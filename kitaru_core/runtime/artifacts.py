@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArtifactDamagedError, SerializationError
 from ..records import ArtifactRecord
-from ..serializers import deserialize, serialize, type_name
+from ..serializers import deserialize, serialize, serialize_chunks, type_name
 
 if TYPE_CHECKING:
     from ..interfaces import ArtifactStore
@@ -48,6 +48,15 @@ def write_value(
     `what` names the place for error messages, e.g. "checkpoint 'research#1' output".
     Bytes up to `inline_limit` stay in the record (`data`) for the registry to keep.
     """
+    streamed = serialize_chunks(value)
+    if streamed is not None:  # a large value: written as it is serialized, hashed on the way
+        chunks, serializer = streamed
+        key, size = store.put_stream(chunks)
+        return ArtifactRecord(
+            artifact_id=new_id(), exec_id=exec_id, name=name, direction=direction, key=key,
+            serializer=serializer, type_name=type_name(value), size=size, call_id=call_id,
+            created_at=time.time(), metadata=metadata,
+        )
     try:
         data, serializer = serialize(value)
     except SerializationError as exc:
