@@ -72,6 +72,7 @@ CASES = [
     ("streaming", "outline:2"),
     ("iter", "measure:2"),
     ("event_handler", "lookup:2"),  # lookups a and b run concurrently
+    ("capability", "fact:2"),  # Agent(capabilities=[KitaruDurability(event_stream_handler=...)])
 ]
 
 

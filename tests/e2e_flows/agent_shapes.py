@@ -40,7 +40,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 from kitaru import flow
-from kitaru.adapters.pydantic_ai import KitaruAgent, hitl_tool
+from kitaru.adapters.pydantic_ai import KitaruAgent, KitaruDurability, hitl_tool
 
 WORKDIR = Path(".")
 _started: Counter[str] = Counter()
@@ -309,9 +309,35 @@ def run_hitl(wrap: bool) -> dict[str, Any]:
     return {"output": result.output, "usage": usage_of(result)}
 
 
+# -- 8. the same agent made durable by a capability (Pydantic AI's durable_exec shape) ------------
+
+
+def capable_agent(wrap: bool) -> Agent[Any, Any]:
+    capabilities = [KitaruDurability(event_stream_handler=log_events)] if wrap else []
+    agent = Agent(scripted("capable", [[("fact", {"n": 1}), ("fact", {"n": 2})], [("fact", {"n": 3})],
+                                       "noted"]), name="capable", capabilities=capabilities)
+
+    @agent.tool_plain
+    async def fact(n: int) -> str:
+        tool_started("fact")
+        note("tool:fact")
+        return f"fact {n}"
+
+    return agent
+
+
+def run_capability(wrap: bool) -> dict[str, Any]:
+    agent = capable_agent(wrap)
+    # The bare agent gets the handler per run; the durable one has it on its capability.
+    handler = None if wrap else log_events
+    result = agent.run_sync("Note facts", event_stream_handler=handler)
+    return {"output": result.output, "usage": usage_of(result)}
+
+
 SHAPES = {
     "deps_tools": run_deps_tools, "delegation": run_delegation, "output_validator": run_output_validator,
     "streaming": run_streaming, "iter": run_iter, "event_handler": run_event_handler, "hitl": run_hitl,
+    "capability": run_capability,
 }
 
 

@@ -13,9 +13,11 @@ position among the flow's checkpoints, and the base hands units to the engine as
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -45,8 +47,10 @@ from pydantic_ai.durable_exec._operation_names import DurableInvocationName
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RunUsage
 
+import kitaru
 from kitaru_core.runtime.state import current_execution, where
 
+from ...model_calls import load_response, usage_of
 from ._options import CheckpointConfig, checkpoint_config
 from ._run import checkpoint_call
 from ._toolset import add_usage
@@ -94,6 +98,8 @@ class KitaruOperationBackend(CallableOperationBackend[dict[str, Any]]):
                       body: Callable[[], Awaitable[object]], cache_key: tuple[object, ...],
                       config: dict[str, Any]) -> object:
         kind = next((t for cls, t in _TYPES.items() if isinstance(operation_id, cls)), "durable_unit")
+        if isinstance(operation_id, ModelRequestId):
+            return (await checkpoint_call(name, kind, _logging_usage(body), config)).load()
         ctx = next((v for v in cache_key if isinstance(v, RunContext)), None)
         if not isinstance(operation_id, ToolsetCallToolId) or ctx is None:
             return (await checkpoint_call(name, kind, body, config)).load()
@@ -112,6 +118,21 @@ class KitaruOperationBackend(CallableOperationBackend[dict[str, Any]]):
         if not ran and recorded["usage"]:
             add_usage(ctx.usage, RunUsage(**recorded["usage"]))
         return recorded["result"]
+
+
+def _logging_usage(body: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+    """A model request's body that also logs its `llm_usage` (tokens, latency, cost) on its checkpoint."""
+
+    async def model_request() -> object:
+        started = time.perf_counter()
+        payload = await body()
+        found = payload.get("response", payload) if isinstance(payload, dict) else None
+        if isinstance(found, dict) and "parts" in found:
+            with contextlib.suppress(ValueError, TypeError):
+                kitaru.log(llm_usage=usage_of(load_response(found), time.perf_counter() - started))
+        return payload
+
+    return model_request
 
 
 @dataclass(init=False, kw_only=True)
