@@ -239,3 +239,9 @@ def test_a_memory_version_beyond_any_integer_column_is_one_line(cli):
     cli("memory", "set", "k", "1", "--scope", "team")
     assert_one_line_error(cli("memory", "get", "k", "--scope", "team", "--version", "9" * 20), 2,
                           "expected an int >= 1")
+
+
+def test_the_help_page_names_the_exit_codes_and_debug(cli):
+    page = " ".join(cli("--help").stdout.split())
+    assert "exit code 1: the operation failed or was refused, 2: bad usage" in page
+    assert "--debug" in page

@@ -24,7 +24,9 @@ from .output import Format, OutputOption, print_json
 app = typer.Typer(
     name="kitaru",
     cls=LeanHelpGroup,  # help pages without typer's heavier renderer: see help.py
-    help="kitaru: durable runs for Python agents. Flows, checkpoints, waits, replay, stacks.",
+    help="kitaru: durable runs for Python agents. Flows, checkpoints, waits, replay, stacks.\n\n"
+         "An error is one line on stderr; exit code 1: the operation failed or was refused, "
+         "2: bad usage. `kitaru --debug ...` adds the traceback.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
