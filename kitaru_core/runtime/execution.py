@@ -779,7 +779,11 @@ def run_flow_body(
     flow's own exception when it failed (after recording it).
     """
     registry = stack.registry
-    ctx = ExecutionContext(record, stack, owner)
+    try:
+        ctx = ExecutionContext(record, stack, owner)
+    except BaseException as exc:  # the record could not even be read: nothing ran
+        _abandon(registry, record.exec_id, owner, exc)
+        raise
     ctx.run_cache = flow.cache
     token = current_execution.set(ctx)
     cap, cap_token = capture.start(None)
@@ -816,14 +820,14 @@ def run_flow_body(
         if not _finish(ctx, ExecutionStatus.COMPLETED, result_artifact=output.artifact_id):
             raise _Cancelled()
         return result
-    except FlowSuspended:
+    except FlowSuspended as exc:
         if not ctx.suspended:  # wait() normally hands the execution over itself
-            _finish(ctx, ExecutionStatus.WAITING)
+            _finish_or_release(ctx, exc, ExecutionStatus.WAITING)
         else:
             ctx.flush_logs()
         raise
-    except _Cancelled:
-        _finish(ctx, None)
+    except _Cancelled as exc:
+        _finish_or_release(ctx, exc, None)
         raise ExecutionCancelledError(
             f"execution {ctx.exec_id} was cancelled" + (
                 " (another runner took over after this one lost its lease)"
@@ -833,7 +837,7 @@ def run_flow_body(
     except BaseException as exc:
         failure = _error_info(exc)
         failure["call_id"] = _failed_call(ctx)
-        _finish(ctx, ExecutionStatus.FAILED, failure=failure)
+        _finish_or_release(ctx, exc, ExecutionStatus.FAILED, failure=failure)
         raise
     finally:
         ctx.stop_ticker()
@@ -863,7 +867,8 @@ def _finish(ctx: ExecutionContext, status: ExecutionStatus | None, **fields: Any
     Returns False if the execution was cancelled meanwhile: a cancel is final,
     so its status stays `cancelled` whatever the body did after it.
     """
-    ctx.flush_logs()
+    with contextlib.suppress(Exception):  # the outcome matters more than the last log lines
+        ctx.flush_logs()
     release: dict[str, Any] = {"owner": None, "lease_expires": None}
     if status is not None:
         update = {**release, "status": status.value, **fields}
@@ -873,6 +878,46 @@ def _finish(ctx: ExecutionContext, status: ExecutionStatus | None, **fields: Any
             return True
     ctx.registry.update_execution(ctx.exec_id, release, owner=ctx.owner)
     return status is None
+
+
+def _finish_or_release(
+    ctx: ExecutionContext, error: BaseException, status: ExecutionStatus | None, **fields: Any
+) -> None:
+    """`_finish` on the way out of a run that raised `error`, which must stay what the caller
+    sees: if the registry refuses the outcome (it is failing too), at least give up
+    ownership, so the execution shows as resumable instead of `running` under a live owner."""
+    try:
+        _finish(ctx, status, **fields)
+        return
+    except Exception as exc:
+        problem = exc
+    _release(ctx.registry, ctx.exec_id, ctx.owner, error, problem)
+
+
+def _abandon(registry: Any, exec_id: str, owner: str, error: BaseException) -> None:
+    """Record a run that failed before its body started (failed, owner given up)."""
+    failure = _error_info(error)
+    try:
+        registry.update_execution(exec_id, {
+            "status": ExecutionStatus.FAILED.value, "failure": failure, "ended_at": time.time(),
+            "owner": None, "lease_expires": None,
+        }, owner=owner, statuses=_LIVE)
+    except Exception as exc:
+        _release(registry, exec_id, owner, error, exc)
+
+
+def _release(registry: Any, exec_id: str, owner: str, error: BaseException, problem: Exception) -> None:
+    for delay in (0.0, 0.2, 1.0):  # a busy or briefly failing registry gets a few chances
+        time.sleep(delay)
+        try:
+            registry.update_execution(exec_id, {"owner": None, "lease_expires": None}, owner=owner)
+            error.add_note(f"kitaru could not record this outcome ({problem}); execution {exec_id} "
+                           "is left resumable: `kitaru executions resume` continues it")
+            return
+        except Exception:
+            continue
+    error.add_note(f"kitaru could not record this outcome ({problem}) nor give up execution "
+                   f"{exec_id}; it shows `running` until this process exits, then is resumable")
 
 
 def require_flow_context(what: str) -> ExecutionContext:
