@@ -144,3 +144,7 @@ class TaskError(KitaruError):
 
 class ResumeFailedError(KitaruError):
     """A resume launched in the background could not continue the execution."""
+
+
+class ArtifactStoreError(KitaruError):
+    """The artifact store's backend refused or failed an operation (a missing bucket, no access)."""

@@ -301,6 +301,16 @@ class ArtifactStore(Component):
 
     type = "artifact_store"
 
+    @property
+    def process_local(self) -> bool:
+        """True if only this machine (a local folder) or this process (`memory://`) can reach
+        what the store holds, so a component running elsewhere could not read it.
+
+        The default reads the scheme of `url()`; a flavor may override it, also with a
+        plain class attribute (`process_local = False`).
+        """
+        return is_local_url(self.url("probe"))
+
     @abc.abstractmethod
     def put_blob(self, data: bytes, key: str) -> None:
         """Store `data` under its sha256 `key`; a no-op if that key already exists."""
@@ -360,6 +370,16 @@ class ArtifactStore(Component):
     @abc.abstractmethod
     def url(self, path: str) -> str:
         """An fsspec URL of a named file, readable by a worker elsewhere."""
+
+
+#: URL schemes whose data only this machine or process can reach.
+LOCAL_URL_SCHEMES = frozenset({"", "file", "local", "memory"})
+
+
+def is_local_url(url: str) -> bool:
+    """True for a plain path, a `file://`, `local://` or `memory://` URL (or a chain ending in one)."""
+    scheme = url.split("::")[-1].partition("://")[0] if "://" in url else ""
+    return scheme.lower() in LOCAL_URL_SCHEMES or len(scheme) == 1  # `C:/...` is a Windows path
 
 
 @dataclass(frozen=True, slots=True)

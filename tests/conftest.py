@@ -19,8 +19,9 @@ from kitaru_core.stack import clear_stack_cache
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The conformance kits' pytest plugin (`requires` marker, --kitaru-require-backends).
-pytest_plugins = ["kitaru_core.testing.plugin"]
+# The conformance kits' pytest plugin (`requires` marker, --kitaru-require-backends), pytester
+# (tests of the kits themselves).
+pytest_plugins = ["kitaru_core.testing.plugin", "pytester"]
 
 
 @pytest.fixture(scope="session")

@@ -233,8 +233,8 @@ def test_the_local_plugin_comes_through_the_entry_point():
     assert local.version
     assert local.error is None
     assert {(f.type, f.name) for f in local.flavors} == {
-        ("registry", "sqlite"), ("artifact_store", "local"), ("orchestrator", "local"),
-        ("execution_target", "inline"), ("execution_target", "process"),
+        ("registry", "sqlite"), ("artifact_store", "local"), ("artifact_store", "fsspec"),
+        ("orchestrator", "local"), ("execution_target", "inline"), ("execution_target", "process"),
     }
     assert all(f.plugin == "kitaru-local" for f in local.flavors)
 

@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "kitaru"
 KNOWN_FLAVOR_PACKAGES: dict[tuple[str, str], str] = {
     ("registry", "sqlite"): "kitaru-local",
     ("artifact_store", "local"): "kitaru-local",
+    ("artifact_store", "fsspec"): "kitaru-local",
     ("orchestrator", "local"): "kitaru-local",
     ("execution_target", "inline"): "kitaru-local",
     ("execution_target", "process"): "kitaru-local",

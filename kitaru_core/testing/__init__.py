@@ -26,8 +26,21 @@ import pytest
 pytest.register_assert_rewrite("kitaru_core.testing.suites", "kitaru_core.testing.base")
 
 from .base import ComponentConformance, build_component  # noqa: E402
+from .caps import StoreCaps  # noqa: E402
+from .plugin import backend_unavailable  # noqa: E402
+from .suites.artifact_store import ArtifactStoreConformance  # noqa: E402
 from .suites.registry import RegistryConformance  # noqa: E402
 
-SUITE_VERSION = 2  # 2: inputs commit with their execution; housekeeping
+#: Grows by one with every new mandatory test (changelog in docs/plugins.md): 2, registry inputs
+#: commit with their execution and housekeeping; 3, the ArtifactStore suite.
+SUITE_VERSION = 3
 
-__all__ = ["SUITE_VERSION", "ComponentConformance", "RegistryConformance", "build_component"]
+__all__ = [
+    "SUITE_VERSION",
+    "ArtifactStoreConformance",
+    "ComponentConformance",
+    "RegistryConformance",
+    "StoreCaps",
+    "backend_unavailable",
+    "build_component",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kitaru_core.plugins import Flavor, FlavorRegistrar, hookimpl
+from kitaru_core.stores import GenericFsspecStoreConfig
 
 from .configs import (
     InlineTargetConfig,
@@ -24,6 +25,12 @@ def kitaru_register_flavors(registrar: FlavorRegistrar) -> None:
         name="local", type="artifact_store", config=LocalArtifactStoreConfig,
         implementation="kitaru_local.folder_store:LocalArtifactStore",
         description="Content-addressed files in a local folder.",
+    ))
+    registrar.add(Flavor(
+        name="fsspec", type="artifact_store", config=GenericFsspecStoreConfig,
+        implementation="kitaru_core.stores.fsspec_store:FsspecArtifactStore",
+        description="Content-addressed files on any fsspec URL (memory://, file://, or any "
+        "protocol whose package is installed), with the filesystem's storage_options.",
     ))
     registrar.add(Flavor(
         name="local", type="orchestrator", config=LocalOrchestratorConfig,
