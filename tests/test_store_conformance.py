@@ -13,7 +13,7 @@ from kitaru_core.testing import ArtifactStoreConformance, StoreCaps
 
 class TestLocalFolderStore(ArtifactStoreConformance):
     flavor = "local"
-    caps = StoreCaps(shared_between_processes=True, process_local=True)
+    caps = StoreCaps(shared_between_processes=True, process_local=True, housekeeping=True)
 
     @pytest.fixture(params=["default", "strict"])
     def component_durability(self, request: pytest.FixtureRequest) -> str:
@@ -28,7 +28,7 @@ class TestLocalFolderStoreUnderTheHome(ArtifactStoreConformance):
     """With no root the store lives under the kitaru home, as in the built-in `local` stack."""
 
     flavor = "local"
-    caps = StoreCaps(shared_between_processes=True, process_local=True)
+    caps = StoreCaps(shared_between_processes=True, process_local=True, housekeeping=True)
 
     @pytest.fixture
     def config(self) -> dict[str, Any]:
@@ -39,7 +39,7 @@ class TestFsspecFileStore(ArtifactStoreConformance):
     """The generic fsspec store on a plain folder: no atomic upload, so temporary name + rename."""
 
     flavor = "fsspec"
-    caps = StoreCaps(shared_between_processes=True, process_local=True)
+    caps = StoreCaps(shared_between_processes=True, process_local=True, housekeeping=True)
 
     @pytest.fixture
     def config(self, tmp_path: Path) -> dict[str, Any]:
@@ -50,7 +50,7 @@ class TestFsspecMemoryStore(ArtifactStoreConformance):
     """`memory://`: one process only, so the cross-process test is skipped by its caps."""
 
     flavor = "fsspec"
-    caps = StoreCaps(shared_between_processes=False, process_local=True)
+    caps = StoreCaps(shared_between_processes=False, process_local=True, housekeeping=True)
 
     @pytest.fixture
     def config(self) -> dict[str, Any]:

@@ -16,3 +16,6 @@ class StoreCaps:
     shared_between_processes: bool = False
     #: What `store.process_local` must say; None accepts the store's own declaration.
     process_local: bool | None = None
+    #: `list_blobs`, `delete_blob` and `delete_files` (what `kitaru gc` needs) are implemented;
+    #: without them they must raise `ConfigError` (`delete_files` may do nothing).
+    housekeeping: bool = False

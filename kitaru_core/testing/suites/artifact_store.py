@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ...errors import ArtifactNotFoundError
+from ...errors import ArtifactNotFoundError, ConfigError
 from ...interfaces import ArtifactStore
 from ..base import ComponentConformance
 from ..caps import StoreCaps
@@ -121,6 +122,76 @@ class ArtifactStoreConformance(ComponentConformance):
             t.join()
         assert errors == []
         assert make_component().get_blob(key) == data
+
+    # -- streams ---------------------------------------------------------------------------
+    @pytest.mark.parametrize("sizes", [[1000, 2000], [4 * _MiB, 4 * _MiB, _MiB + 7]],
+                             ids=["small", "large"])
+    def test_put_stream_stores_the_concatenation_under_its_key(
+        self, store: ArtifactStore, sizes: list[int]
+    ):
+        parts = [blob(n)[0] for n in sizes]
+        whole = b"".join(parts)
+        assert store.put_stream(iter(parts)) == (hashlib.sha256(whole).hexdigest(), len(whole))
+        assert store.get_blob(hashlib.sha256(whole).hexdigest()) == whole
+
+    def test_put_stream_of_a_stored_value_is_a_noop(
+        self, store: ArtifactStore, make_component: Callable[..., ArtifactStore]
+    ):
+        data, key = blob(9 * _MiB)
+        store.put_blob(data, key)
+        assert make_component().put_stream(iter([data[:5 * _MiB], data[5 * _MiB:]])) == (key, len(data))
+        assert store.get_blob(key) == data
+
+    # -- housekeeping (kitaru gc) -------------------------------------------------------------
+    def test_housekeeping_is_declared_truthfully(self, store: ArtifactStore, flavor_caps: StoreCaps):
+        if flavor_caps.housekeeping:
+            assert list(store.list_blobs()) == []  # the store of each test starts empty
+        else:
+            with pytest.raises(ConfigError):
+                list(store.list_blobs())
+
+    @pytest.mark.requires("housekeeping")
+    def test_list_blobs_lists_every_blob_with_its_size_and_time(self, store: ArtifactStore):
+        (a, ka), (b, kb) = blob(100, "a"), blob(5000, "b")
+        store.put_blob(a, ka)
+        store.put_stream(iter([b[:2000], b[2000:]]))
+        listed = {info.key: info for info in store.list_blobs()}
+        assert set(listed) == {ka, kb}
+        assert (listed[ka].size, listed[kb].size) == (100, 5000)
+        day = 24 * 3600  # generous: a backend's clock may differ from this machine's
+        assert all(abs(info.modified - time.time()) < day for info in listed.values())
+
+    @pytest.mark.requires("housekeeping")
+    def test_delete_blob_removes_it_and_says_whether_it_was_there(self, store: ArtifactStore):
+        data, key = blob(3000)
+        store.put_blob(data, key)
+        assert store.delete_blob(key) is True
+        with pytest.raises(ArtifactNotFoundError):
+            store.get_blob(key)
+        assert store.delete_blob(key) is False
+        assert [info.key for info in store.list_blobs()] == []
+
+    @pytest.mark.requires("housekeeping")
+    def test_a_blob_put_again_after_its_deletion_is_stored_again(self, store: ArtifactStore):
+        data, key = blob(3000)
+        store.put_blob(data, key)
+        store.delete_blob(key)
+        store.put_blob(data, key)
+        assert store.get_blob(key) == data
+
+    @pytest.mark.requires("housekeeping")
+    def test_delete_files_removes_the_named_files_under_a_prefix(self, store: ArtifactStore):
+        for path in ("tasks/e1/a/1/spec.json", "tasks/e1/a/1/result.json", "tasks/e2/a/1/spec.json"):
+            store.write_file(path, b"{}")
+        data, key = blob(3000)
+        store.put_blob(data, key)
+        store.delete_files("tasks/e1")
+        assert store.read_file("tasks/e1/a/1/spec.json") is None
+        assert store.read_file("tasks/e1/a/1/result.json") is None
+        assert store.read_file("tasks/e2/a/1/spec.json") == b"{}"
+        assert store.get_blob(key) == data
+        with pytest.raises(ValueError):
+            store.delete_files("blobs")
 
     # -- named files ----------------------------------------------------------------------
     def test_write_file_then_read_file_returns_the_bytes(self, store: ArtifactStore):
