@@ -20,8 +20,8 @@ from kitaru_core.stack import clear_stack_cache
 REPO = Path(__file__).resolve().parent.parent
 
 # The conformance kits' pytest plugin (`requires` marker, --kitaru-require-backends), pytester
-# (tests of the kits themselves).
-pytest_plugins = ["kitaru_core.testing.plugin", "pytester"]
+# (tests of the kits themselves), and the object-store emulators (tests/emulators.py).
+pytest_plugins = ["kitaru_core.testing.plugin", "pytester", "emulators"]
 
 
 @pytest.fixture(scope="session")
