@@ -26,6 +26,19 @@ from kitaru_core.testing import ArtifactStoreConformance, StoreCaps
 FLAVORS = sorted(EMULATORS)
 
 
+@pytest.fixture(autouse=True)
+def _event_loop_kept() -> Any:
+    """The tests open URLs with adlfs directly (`fsspec.open`), and adlfs makes fsspec's running
+    loop this thread's current one (see kitaru_azure.blob_store): put the thread's own back."""
+    import asyncio
+
+    policy = asyncio.get_event_loop_policy()
+    before = getattr(getattr(policy, "_local", None), "_loop", None)
+    yield
+    if getattr(getattr(policy, "_local", None), "_loop", None) is not before:
+        policy.set_event_loop(before)
+
+
 @pytest.fixture(params=FLAVORS)
 def cloud(request: pytest.FixtureRequest) -> str:
     return request.param

@@ -142,6 +142,28 @@ class ArtifactStoreConformance(ComponentConformance):
         assert make_component().put_stream(iter([data[:5 * _MiB], data[5 * _MiB:]])) == (key, len(data))
         assert store.get_blob(key) == data
 
+    def test_using_the_store_leaves_this_threads_event_loop_alone(self, store: ArtifactStore):
+        """A flow that used the store may still run coroutines on this thread's event loop
+        (Pydantic AI's `run_sync` does): a store must not make a loop of its own current here."""
+        import asyncio
+        import warnings
+
+        data, key = blob(9 * _MiB + 1)
+        store.put_stream(iter([data[: 5 * _MiB], data[5 * _MiB:]]))
+        store.put_blob(*blob(3000))
+        store.get_blob(key)
+        store.write_file("tasks/loop/result.json", b"{}")
+        store.read_file("tasks/loop/result.json")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                loop = asyncio.get_event_loop_policy().get_event_loop()
+            except RuntimeError:  # no loop set in this thread (say, after asyncio.run)
+                loop = None
+        assert loop is None or not loop.is_running(), (
+            "the store left a running event loop current in this thread"
+        )
+
     # -- housekeeping (kitaru gc) -------------------------------------------------------------
     def test_housekeeping_is_declared_truthfully(self, store: ArtifactStore, flavor_caps: StoreCaps):
         if flavor_caps.housekeeping:
