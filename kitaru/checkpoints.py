@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from kitaru_core.errors import ConfigError, ContextError
+from kitaru_core.interfaces import Resources
 from kitaru_core.runtime.handles import OutputHandle
 from kitaru_core.runtime.specs import RUNTIMES, CheckpointSpec
 from kitaru_core.runtime.state import current_call, current_execution
@@ -27,6 +28,10 @@ class Checkpoint:
         type: str | None = None,
         runtime: str = "inline",
         cache: bool | None = None,
+        resources: Resources | dict[str, Any] | None = None,
+        image: str | None = None,
+        timeout: float | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         if runtime not in RUNTIMES:
             raise ConfigError(
@@ -37,11 +42,29 @@ class Checkpoint:
             raise ConfigError(f"@checkpoint(retries={retries!r}) on {fn.__qualname__}: expected an int >= 0")
         if cache is not None and not isinstance(cache, bool):
             raise ConfigError(f"@checkpoint(cache={cache!r}) on {fn.__qualname__}: expected True or False")
+        where = f"@checkpoint on {fn.__qualname__}"
+        res = _resources(resources, where)
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or timeout <= 0):
+            raise ConfigError(f"{where}: timeout={timeout!r}, expected a number of seconds > 0")
+        if image is not None and (not isinstance(image, str) or not image.strip()):
+            raise ConfigError(
+                f"{where}: image={image!r}, expected an image reference such as 'acme/agent:1.2'"
+            )
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"{where}: options={options!r}, expected a dict of target options")
+        if runtime != "isolated" and (not res.is_empty() or image or timeout or options):
+            raise ConfigError(
+                f"{where}: resources, image, timeout and options apply to runtime='isolated' only; "
+                "add runtime='isolated' or drop them"
+            )
         functools.update_wrapper(self, fn)
         self._fn = fn
         self.__kitaru_checkpoint__ = CheckpointSpec(
             fn=fn, name=name or fn.__name__, retries=retries or 0, retry_delay=retry_delay,
             backoff=backoff, type=type, runtime=runtime, cache=cache,
+            resources=res, image=image, timeout=float(timeout) if timeout else None,
+            options=dict(options or {}),
         )
 
     @property
@@ -112,6 +135,10 @@ def checkpoint(
     type: str | None = None,
     runtime: str = "inline",
     cache: bool | None = None,
+    resources: Resources | dict[str, Any] | None = None,
+    image: str | None = None,
+    timeout: float | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Checkpoint]: ...
 
 
@@ -123,7 +150,31 @@ def checkpoint(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     execution target), `cache` (reuse a completed call with the same source and
     inputs from any execution; off by default; a run's `cache=False` turns it off,
     a run's `cache=True` turns it on where the checkpoint does not say `cache=False`).
+    With `runtime="isolated"`: `resources` (cpu, memory, gpu, accelerator, disk; see
+    `kitaru_core.interfaces.Resources`), `image`, `timeout` (seconds) and target
+    `options`; the target refuses what it cannot provide when the call is submitted.
     """
     if fn is not None:
         return Checkpoint(fn, **options)
     return lambda f: Checkpoint(f, **options)
+
+
+def _resources(value: Resources | dict[str, Any] | None, where: str) -> Resources:
+    if value is None:
+        return Resources()
+    if isinstance(value, Resources):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: resources={value!r}, expected a dict such as {{'cpu': 2, 'memory': '4Gi'}}"
+        )
+    from pydantic import ValidationError
+
+    try:
+        return Resources(**value)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field_name = ".".join(str(p) for p in err["loc"]) or "resources"
+        raise ConfigError(
+            f"{where}: resources.{field_name}: {err['msg']} (fields: cpu, memory, gpu, accelerator, disk)"
+        ) from None

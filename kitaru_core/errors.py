@@ -148,3 +148,7 @@ class ResumeFailedError(KitaruError):
 
 class ArtifactStoreError(KitaruError):
     """The artifact store's backend refused or failed an operation (a missing bucket, no access)."""
+
+
+class ResourceError(ConfigError):
+    """An execution target cannot provide the resources, image or options a task asks for."""

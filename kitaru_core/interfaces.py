@@ -10,11 +10,11 @@ from __future__ import annotations
 import abc
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from .errors import ConfigError
 
@@ -76,6 +76,15 @@ class Registry(Component):
     #: instead of two. 0 (the default for a registry that does not say) keeps every
     #: payload in the artifact store. A registry that sets it stores and returns `data`.
     inline_limit: int = 0
+
+    @classmethod
+    def reach(cls, config: FlavorConfig) -> str:
+        """From where a registry of this flavor with `config` can be used: "process" (only the
+        process that built it, say an in-memory store), "machine" (processes of this
+        machine: a folder, a SQLite file) or "network" (the default). `kitaru stack
+        register/validate` refuses a stack whose orchestrator's runners run wider than this.
+        """
+        return "network"
 
     # -- executions -------------------------------------------------------
     @abc.abstractmethod
@@ -311,6 +320,17 @@ class ArtifactStore(Component):
         """
         return is_local_url(self.url("probe"))
 
+    @classmethod
+    def reach(cls, config: FlavorConfig) -> str:
+        """From where a store of this flavor with `config` can be used: "process" (only the
+        process that built it, say an in-memory store), "machine" (processes of this
+        machine: a folder, a SQLite file) or "network" (the default). `kitaru stack
+        register/validate` refuses a stack whose execution target's tasks or
+        orchestrator's runners run wider than this. It answers from the config alone
+        (nothing is built or connected); `process_local` says it of a built store.
+        """
+        return "network"
+
     @abc.abstractmethod
     def put_blob(self, data: bytes, key: str) -> None:
         """Store `data` under its sha256 `key`; a no-op if that key already exists."""
@@ -391,36 +411,240 @@ class BlobInfo:
     modified: float  # unix time of the last write (or of the last put that found it)
 
 
+#: Where a component runs or can be reached from, narrowest first (see `Component.locality_of`).
+LOCALITIES = ("process", "machine", "network")
+
+
 @dataclass(frozen=True, slots=True)
 class TaskState:
-    """What an execution target reports about one task."""
+    """What an execution target (or an orchestrator) reports about one task.
 
-    state: str  # "pending", "running", "succeeded", "failed", "lost"
+    `state` is one of "pending" (accepted, not started: image pull, queue, scheduling),
+    "running", "succeeded", "failed" (ended, exit status not 0), "lost" (the target no
+    longer knows the task: deleted, evicted without a trace, a process that died while
+    nobody watched). The runner never trusts "succeeded" alone: a call is complete when
+    its `result.json` is in the store.
+    """
+
+    state: str
     message: str = ""
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("succeeded", "failed", "lost")
+
+
+class Resources(BaseModel):
+    """What one task asks for; None everywhere means "the target's defaults".
+
+    `memory` and `disk` are sizes as Kubernetes writes them ("512Mi", "4Gi", "1G",
+    or a number of bytes); `cpu` is a number of cores (fractions allowed, "500m"
+    accepted); `gpu` a count and `accelerator` the target's own name of a GPU type
+    ("nvidia-tesla-t4", "ml.g5.xlarge", ...). A target maps these to its own terms
+    and refuses, in `ExecutionTarget.check_resources`, what it cannot provide.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu: float | None = None
+    memory: str | None = None
+    gpu: int | None = None
+    accelerator: str | None = None
+    disk: str | None = None
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.endswith("m") and value[:-1].isdigit():
+            return int(value[:-1]) / 1000
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("cpu must be a positive number of cores")
+        return value
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_count(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError("gpu must be a count >= 0")
+        return value
+
+    @field_validator("memory", "disk", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError("expected a size such as '4Gi' or a number of bytes")
+        text = str(value).strip()
+        parse_size(text)
+        return text
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name in type(self).model_fields)
+
+    def over(self, defaults: Resources | None) -> Resources:
+        """These resources, with `defaults` (say, a stack component's) filling the unset fields."""
+        if defaults is None:
+            return self
+        mine = self.model_dump(exclude_none=True)
+        return Resources(**{**defaults.model_dump(exclude_none=True), **mine})
+
+    def memory_bytes(self) -> int | None:
+        return parse_size(self.memory) if self.memory is not None else None
+
+    def disk_bytes(self) -> int | None:
+        return parse_size(self.disk) if self.disk is not None else None
+
+
+_SIZE_UNITS = {
+    "": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size written as Kubernetes does ("512Mi", "4Gi", "2G", "1000")."""
+    raw = str(text).strip()
+    number = raw.rstrip("kKMGTi")
+    unit = raw[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _SIZE_UNITS or value < 0:
+        raise ValueError(f"{raw!r} is not a size; write it like '512Mi', '4Gi' or a number of bytes")
+    return int(value * _SIZE_UNITS[unit])
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRequest:
+    """Everything an execution target needs to start one attempt of one isolated call.
+
+    The target runs `<python> *argv` in `image` (or its configured image) with `env`
+    set, where `<python>` is the target's interpreter (the image's `python`, or the
+    `process` target's configured one). `argv` is the worker's command line,
+    `["-m", "kitaru_core.worker", "--store-flavor", F, "--store-config", JSON, "--spec", KEY]`
+    (see `kitaru_core.runtime.protocol.worker_argv`): the artifact store's flavor and
+    config as the stack file wrote them (`${env:NAME}` references unresolved) and
+    the store key of the task's spec. Nothing in a request is a runner-local value
+    (no `KITARU_HOME`, no local path, no `sys.executable`) and no secret's value:
+    `secret_env` names the environment variables whose values the target supplies from
+    its own secret mechanism (the runner's environment for a local target, a
+    Kubernetes Secret for the `kubernetes` target, ...).
+    """
+
+    #: Deterministic, unique per (execution, call, attempt); DNS-1123 label, <= 63 chars
+    #: (`kitaru_core.runtime.protocol.task_name`). `submit` is idempotent by this name.
+    task_name: str
+    #: Store key of the task's spec.json (`tasks/<exec>/<call>/<attempt>/spec.json`).
+    spec_key: str
+    #: The worker's arguments after the interpreter.
+    argv: tuple[str, ...]
+    #: Plain variables for the task's environment (no secrets; `KITARU_EXEC_ID`, ...).
+    env: dict[str, str]
+    #: The call's resources over the target's defaults.
+    resources: Resources = field(default_factory=Resources)
+    #: Container image for this call (`@checkpoint(image=...)`); None: the target's own.
+    image: str | None = None
+    #: Seconds the task may run before the target stops it; None: no limit.
+    timeout: float | None = None
+    #: Target-specific options (`@checkpoint(options={...})`), passed through unchanged.
+    options: dict[str, Any] = field(default_factory=dict)
+    #: Names of environment variables the target injects from its secret mechanism.
+    secret_env: tuple[str, ...] = ()
+    #: Labels a target may attach to the task (DNS-1123 values): execution, call, attempt.
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 class ExecutionTarget(Component):
-    """Runs one checkpoint call from a task spec somewhere (the hands)."""
+    """Runs one checkpoint call from a task spec somewhere (the hands).
+
+    Protocol (docs/remote-protocol.md): the runner writes the spec and inputs to the
+    artifact store, records its intent (the task name and attempt) in the registry,
+    then calls `submit`. After a runner crash the resumed runner calls `find(task_name)`
+    before submitting anything, and `submit` itself adopts an existing task of the same
+    name, so an attempt never runs twice. The runner follows a task with `poll` (or
+    `watch`) and one store read of `result.json` per tick, with a backoff from 0.1 s to
+    `poll_cap`; `cancel` is called when the execution is cancelled or the call gives up.
+    Handles are JSON-able dicts, kept in the registry: every method taking one must work
+    for a handle made by another process (a runner that crashed).
+
+    `kitaru_core.testing.ExecutionTargetConformance` is the suite a target must pass.
+    """
 
     type = "execution_target"
-    #: True for a target that runs calls in the runner's own process.
+    #: True for a target that runs calls in the runner's own process (no task specs).
     in_process: ClassVar[bool] = False
+    #: Where tasks run: "process" (the runner's process), "machine" (this machine) or
+    #: "network" (anywhere). A stack is refused when its artifact store is narrower.
+    locality: ClassVar[str] = "network"
+    #: Longest pause, in seconds, between two polls of a running task.
+    poll_cap: float = 5.0
 
     @abc.abstractmethod
-    def submit(self, spec_url: str, *, task_name: str, env: dict[str, str]) -> dict[str, Any]:
-        """Start `python -m kitaru_core.worker --spec <spec_url>`; return a JSON-able handle."""
+    def submit(self, request: TaskRequest) -> dict[str, Any]:
+        """Start the task `request` describes; return a JSON-able handle.
+
+        Idempotent by `request.task_name`: when a task of that name exists (running or
+        ended), return its handle and start nothing. Raise `ResourceError` (naming the
+        field and what the target can do) for resources, an image or options it cannot
+        provide, before starting anything; `TaskError` when the backend refuses it.
+        """
+
+    @abc.abstractmethod
+    def find(self, task_name: str) -> dict[str, Any] | None:
+        """The handle of the task named `task_name` if the target still knows it, else None."""
 
     @abc.abstractmethod
     def poll(self, handle: dict[str, Any]) -> TaskState:
-        """The state of a submitted task; works for a handle from an earlier process."""
+        """The state of a submitted task (one cheap backend request at most)."""
 
     @abc.abstractmethod
     def cancel(self, handle: dict[str, Any]) -> None:
-        """Stop a task if it still runs."""
+        """Stop a task if it still runs (and release what it holds); a no-op when it ended."""
 
     def logs(self, handle: dict[str, Any]) -> str:
         """The task's own output as the target kept it ("" if none)."""
         return ""
+
+    def watch(self, handle: dict[str, Any], timeout: float) -> TaskState | None:
+        """Block up to `timeout` seconds until the task's state may have changed.
+
+        A target with a push mechanism (a Kubernetes watch) returns the new state; the
+        default returns None, which tells the runner to sleep and `poll` instead.
+        """
+        return None
+
+    def check_resources(self, request: TaskRequest) -> None:
+        """Raise `ResourceError` for resources, image or options this target cannot provide.
+
+        Called by the runner before the first submission of a call, and by `submit`. The
+        default refuses any GPU, an image and any option; a target that offers them says
+        so by overriding.
+        """
+        from .errors import ResourceError
+
+        res = request.resources
+        label = f"the {type(self).__name__} execution target"
+        if res.gpu or res.accelerator:
+            raise ResourceError(
+                f"{label} cannot provide gpu={res.gpu} accelerator={res.accelerator!r}; "
+                "use a target with GPUs (such as kubernetes) or drop the gpu resource"
+            )
+        if request.image:
+            raise ResourceError(
+                f"{label} cannot run the image {request.image!r}; drop `image=` or use a "
+                "container-based target"
+            )
+        if request.options:
+            raise ResourceError(
+                f"{label} takes no options, got {sorted(request.options)}; drop `options=`"
+            )
 
 
 class Orchestrator(Component):
@@ -429,6 +653,9 @@ class Orchestrator(Component):
     type = "orchestrator"
     #: True when `flow.run()` runs the flow body inside the caller's process.
     in_process: ClassVar[bool] = True
+    #: Where launched runners run ("process", "machine" or "network", as for
+    #: `ExecutionTarget.locality`); a stack is refused when its store or registry is narrower.
+    locality: ClassVar[str] = "machine"
     #: An orchestrator that sends a launched runner's output to a file sets this variable
     #: in the runner's environment to that file's path (and returns it as the handle's
     #: `log`): a runner that cannot resume records it, so the user is told where to look.
@@ -443,7 +670,19 @@ class Orchestrator(Component):
         `env` holds the variables the runner needs; `KITARU_RUN_IMAGE`, when present, is
         the run's `image` option (Kitaru's ImageSettings fields, as JSON) for an
         orchestrator that starts the runner in a container image of its choosing.
+        `command[0]` is the runner's interpreter and `cwd` its folder: both are local
+        values, which an orchestrator with `locality = "network"` replaces by its image's
+        `python` and working directory (the rest of `command` is `-m kitaru ...`).
         """
+
+    def poll(self, handle: dict[str, Any]) -> TaskState:
+        """The state of a launched runner: "running" while it runs, an ended state after.
+
+        The runner watchdog (`kitaru executions` reads, resumes) uses it to notice a runner
+        that never started or died, and resubmits or fails its execution. This default
+        says "running" (the runner's lease alone tells it is gone); orchestrators override.
+        """
+        return TaskState("running", "this orchestrator cannot tell")
 
     def cancel(self, handle: dict[str, Any]) -> None:
         """Stop a launched runner if it still runs."""

@@ -32,6 +32,7 @@ import yaml
 from . import placeholders
 from .errors import ConfigError, KitaruError, StackBuildError, StackExistsError, StackNotFoundError
 from .home import home_dir, read_settings, stacks_dir, write_settings
+from .interfaces import LOCALITIES
 from .plugins.flavor import COMPONENT_TYPES, type_label
 from .plugins.manager import PluginManager, default_manager
 
@@ -114,6 +115,7 @@ def validate_stack(
             f"(got {durability!r})"
         )
     out: dict[str, Any] = {"name": name, "durability": durability}
+    models: dict[str, tuple[Any, Any]] = {}
     if spec.get("description") is not None:
         out["description"] = str(spec["description"])
     for ctype in COMPONENT_TYPES:
@@ -143,9 +145,56 @@ def validate_stack(
             flavor = manager.flavor(ctype, flavor_name)
         except ConfigError as exc:
             raise type(exc)(f"{source}: `{ctype}.flavor`: {exc}") from None
-        validate_config(flavor, config, source=source, where=f"{ctype}.config")
+        models[ctype] = (flavor, validate_config(flavor, config, source=source, where=f"{ctype}.config"))
         out[ctype] = {"flavor": flavor_name, "config": config}
+    check_reach(models, source)
     return out
+
+
+_WHERE = {"process": "in the runner's process", "machine": "on this machine", "network": "anywhere"}
+
+
+def check_reach(models: dict[str, tuple[Any, Any]], source: str) -> None:
+    """Refuse a stack whose tasks or runners run where its store or registry cannot be used.
+
+    `models` maps each component type to (flavor, its validated config model or None
+    when that is not known yet). A flavor whose class cannot be imported here is not
+    checked (it fails, with its own message, when the stack is built).
+    """
+    from .errors import PluginError
+
+    def cls_of(ctype: str) -> Any:
+        try:
+            return models[ctype][0].load_class()
+        except (PluginError, ImportError):
+            return None
+
+    def reach(ctype: str) -> str:
+        cls, model = cls_of(ctype), models[ctype][1]
+        if cls is None or model is None:
+            return "network"
+        return str(cls.reach(model))
+
+    rank = {name: i for i, name in enumerate(LOCALITIES)}
+    target, orchestrator = cls_of("execution_target"), cls_of("orchestrator")
+    users: list[tuple[str, str, tuple[str, ...]]] = []
+    if target is not None and not target.in_process:
+        users.append(("execution_target", target.locality, ("artifact_store",)))
+    if orchestrator is not None:
+        users.append(("orchestrator", orchestrator.locality, ("artifact_store", "registry")))
+    for user, runs, needs in users:
+        for need in needs:
+            where = reach(need)
+            if rank.get(where, 2) < rank.get(runs, 2):
+                what = "tasks" if user == "execution_target" else "runners"
+                raise ConfigError(
+                    f"{source}: the {models[user][0].name!r} {user.replace('_', ' ')} runs {what} "
+                    f"{_WHERE.get(runs, runs)}, but the {models[need][0].name!r} "
+                    f"{need.replace('_', ' ')} can only be used {_WHERE.get(where, where)}; use a "
+                    f"{need.replace('_', ' ')} they can reach (such as "
+                    f"{'s3, gcs or azure' if need == 'artifact_store' else 'postgres'}) or a local "
+                    f"{user.replace('_', ' ')}"
+                )
 
 
 def normalize_name(name: str) -> str:

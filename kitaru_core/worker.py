@@ -1,13 +1,16 @@
-"""Run one isolated checkpoint call from a task spec: `python -m kitaru_core.worker --spec URL`.
+"""Run one isolated checkpoint call from a task spec.
 
-The worker needs the artifact store and nothing else: no registry, no
-credentials beyond the store's. It writes the output artifact, then
-`result.json` last, which is the commit marker the runner waits for.
+`python -m kitaru_core.worker --store-flavor F --store-config JSON --spec KEY`
+(`runtime.protocol.worker_argv`). The worker needs the artifact store and nothing
+else: no registry, no credentials beyond the store's (its `${env:...}` references
+are resolved here, from the task's environment). It reads the spec and inputs
+through the store plugin, checks that its kitaru and Python versions are the
+runner's, writes the output artifact, then `result.json` last, which is the
+commit marker the runner waits for.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib
 import json
@@ -22,6 +25,7 @@ from typing import Any
 
 from .errors import KitaruError
 from .interfaces import ArtifactStore, ComponentContext
+from .runtime.protocol import PROTOCOL_VERSION, parse_worker_args
 from .runtime.specs import checkpoint_spec_of
 from .runtime.state import current_call
 from .serializers import deserialize, serialize, serialize_chunks, type_name
@@ -50,16 +54,17 @@ class WorkerCall:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kitaru_core.worker")
-    parser.add_argument("--spec", required=True, help="fsspec URL of the task's spec.json")
-    ns = parser.parse_args(argv)
-    import fsspec
-
-    with fsspec.open(ns.spec, "rb") as fh:
-        spec = json.loads(fh.read())
-    store = build_store(spec)
+    ns = parse_worker_args(argv)
+    store = build_store(ns.store_flavor, ns.store_config, os.environ.get("KITARU_DURABILITY", "default"))
+    raw = store.read_file(ns.spec)
+    if raw is None:
+        print(f"kitaru worker: no task spec at {ns.spec!r} in the {ns.store_flavor!r} store; "
+              "the runner writes it before submitting: check the store config", file=sys.stderr)
+        return 2
+    spec = json.loads(raw)
     prefix = spec["prefix"]
     try:
+        check_versions(spec)
         fn = load_function(spec["function"], store)
         values = {
             name: deserialize(store.get_blob(ref["key"]), ref["serializer"])
@@ -105,20 +110,39 @@ def _put(store: ArtifactStore, value: Any) -> dict[str, Any]:
     return {"key": key, "serializer": serializer, "type_name": type_name(value), "size": len(data)}
 
 
-def build_store(spec: dict[str, Any]) -> ArtifactStore:
-    """The artifact store the spec names, built through the installed plugins."""
+def check_versions(spec: dict[str, Any]) -> None:
+    """Refuse a spec from a runner with another protocol, kitaru or Python (major.minor) version."""
+    from . import __version__
+
+    here = {"protocol": PROTOCOL_VERSION, "kitaru": __version__, "python": list(sys.version_info[:2])}
+    theirs = {"protocol": spec.get("version"), "kitaru": spec.get("kitaru"), "python": spec.get("python")}
+    if here != theirs:
+        raise WorkerVersionError(
+            f"this worker has kitaru {here['kitaru']} on Python {here['python']} (protocol "
+            f"{here['protocol']}) but the runner has kitaru {theirs['kitaru']} on Python "
+            f"{theirs['python']} (protocol {theirs['protocol']}); build the task image from the "
+            "runner's versions (`kitaru image dockerfile`)"
+        )
+
+
+class WorkerVersionError(KitaruError):
+    """The worker's kitaru or Python differs from the runner's."""
+
+
+def build_store(flavor_name: str, config: dict[str, Any], durability: str = "default") -> ArtifactStore:
+    """The artifact store of this flavor and config, built through the installed plugins."""
     from .home import home_dir
     from .plugins.manager import default_manager
     from .stack import validate_config
 
-    flavor = default_manager().flavor("artifact_store", spec["artifact_store"]["flavor"])
+    flavor = default_manager().flavor("artifact_store", flavor_name)
     home = home_dir()
-    config = validate_config(
-        flavor, spec["artifact_store"].get("config") or {}, source="task spec",
+    model = validate_config(
+        flavor, config or {}, source="worker command line",
         where="artifact_store.config", home=home, resolve_env=True,
     )
-    context = ComponentContext(home=home, stack_name="worker", durability=spec.get("durability", "default"))
-    return flavor.load_class()(config, context)
+    context = ComponentContext(home=home, stack_name="worker", durability=durability)
+    return flavor.load_class()(model, context)
 
 
 def load_function(ref: dict[str, Any], store: ArtifactStore) -> Any:

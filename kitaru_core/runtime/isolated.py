@@ -3,11 +3,13 @@
 1. inputs become artifacts; the function is named `module:qualname` plus a
    content-addressed zip of the project's code (uploaded once), or, if it
    cannot be imported by reference, cloudpickled with version checks;
-2. `tasks/<exec>/<call>/<attempt>/spec.json` goes to the artifact store and
-   the target starts `python -m kitaru_core.worker --spec <url>`;
+2. `tasks/<exec>/<call>/<attempt>/spec.json` goes to the artifact store, the
+   intent (task name, attempt) to the registry, then the target gets a
+   `TaskRequest` and starts the worker (`runtime/protocol.py`);
 3. the worker writes the output artifact, then `result.json` last;
 4. the runner polls, reads `result.json` and records the call. After a runner
-   crash it looks for `result.json` first, then reattaches, then resubmits.
+   crash it looks for `result.json` first, then reattaches (by the recorded
+   handle, or `find` by name when only the intent was recorded), then resubmits.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import placeholders
 from ..errors import TaskError
+from ..interfaces import ExecutionTarget, Resources, TaskRequest
 from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
 from ..status import CallStatus
 from .artifacts import ensure_blob, new_id
 from .handles import OutputHandle
+from .protocol import PROTOCOL_VERSION, task_name, task_prefix, worker_argv
 
 if TYPE_CHECKING:
     from .execution import ExecutionContext
     from .specs import CheckpointSpec
 
-SPEC_VERSION = 1
-_POLL_SECONDS = 0.1
+_FIRST_POLL = 0.1
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "site-packages", ".tox",
               "build", "dist", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 _MAX_PACKAGE_FILES = 5000
@@ -56,13 +60,23 @@ def run_isolated(
     while True:
         # A task from an earlier runner of this execution: its result, or the task itself.
         task = call.task
-        inherited = task is not None
+        inherited = task is not None and task.get("handle") is not None
         if task is None:
-            call.attempts += 1  # also names the task's prefix, so each submission has its own
-            task = _submit(ctx, spec, call, args, kwargs, inputs)
+            call.attempts += 1  # also names the task, so each submission has its own
+            request = _request(ctx, spec, call, call.attempts)
+            target.check_resources(request)  # refused before anything is written
+            _write_spec(ctx, spec, call, args, kwargs, inputs, request)
+            # The intent, before submit: a runner that dies from here on finds the task by name.
+            task = {"prefix": task_prefix(ctx.exec_id, call.call_id, call.attempts),
+                    "name": request.task_name, "attempt": call.attempts, "handle": None}
             call.task = task
             ctx.registry.save_call(call, unrecorded_inputs)
             unrecorded_inputs = []
+        if task.get("handle") is None:
+            request = _request(ctx, spec, call, int(task.get("attempt") or call.attempts))
+            # `find` first (an earlier runner may have submitted it); `submit` adopts by name too.
+            task["handle"] = target.find(request.task_name) or target.submit(request)
+            ctx.registry.save_call(call)
         attempt += 1
         outcome = _follow(ctx, target, task, call)
         if outcome is None and inherited:
@@ -127,75 +141,110 @@ def _saved_record(ctx: ExecutionContext, call: CallRecord, saved: dict[str, Any]
     )
 
 
-def task_prefix(exec_id: str, call_id: str, attempt: int) -> str:
-    return f"tasks/{exec_id}/{call_id.replace('#', '-')}/{attempt}"
+def _request(ctx: ExecutionContext, spec: CheckpointSpec, call: CallRecord, attempt: int) -> TaskRequest:
+    """The target's request for one attempt: deterministic, so a resumed runner rebuilds it."""
+    store_spec = ctx.stack.spec["artifact_store"]
+    store_config = store_spec.get("config") or {}  # as written: ${env:...} stays unresolved
+    target = ctx.stack.execution_target
+    spec_key = f"{task_prefix(ctx.exec_id, call.call_id, attempt)}/spec.json"
+    name = task_name(ctx.exec_id, call.call_id, attempt)
+    defaults = getattr(target.config, "resources", None)
+    if isinstance(defaults, dict):
+        defaults = Resources(**defaults)
+    return TaskRequest(
+        task_name=name,
+        spec_key=spec_key,
+        argv=worker_argv(store_spec["flavor"], store_config, spec_key),
+        env={"KITARU_EXEC_ID": ctx.exec_id, "KITARU_DURABILITY": ctx.stack.spec.get("durability", "default")},
+        resources=spec.resources.over(defaults),
+        image=spec.image,
+        timeout=spec.timeout,
+        options=dict(spec.options),
+        secret_env=tuple(placeholders.env_names(store_config)),
+        labels={"kitaru-execution": _slug_label(ctx.exec_id), "kitaru-call": _slug_label(call.call_id),
+                "kitaru-attempt": str(attempt)},
+    )
 
 
-def _submit(
+def _slug_label(text: str) -> str:
+    return "-".join(filter(None, "".join(c if c.isalnum() else "-" for c in text.lower()).split("-")))[:63]
+
+
+def _write_spec(
     ctx: ExecutionContext,
     spec: CheckpointSpec,
     call: CallRecord,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     inputs: list[ArtifactRecord],
-) -> dict[str, Any]:
+    request: TaskRequest,
+) -> None:
+    from .. import __version__
+
     store = ctx.store
-    prefix = task_prefix(ctx.exec_id, call.call_id, call.attempts)
     by_name = {a.name: a for a in inputs}
     bound = spec.bind(args, kwargs)
     for name in bound:
         ensure_blob(store, by_name[name])  # the worker reads the store, never the registry
     positional = list(bound) == [f"arg{i}" for i in range(len(bound))] and bool(bound)
     task_spec = {
-        "version": SPEC_VERSION,
+        "version": PROTOCOL_VERSION,
+        "kitaru": __version__,
+        "python": list(sys.version_info[:2]),
         "exec_id": ctx.exec_id,
         "call_id": call.call_id,
         "checkpoint": spec.name,
         "attempt": call.attempts,
-        "prefix": prefix,
+        "task_name": request.task_name,
+        "prefix": task_prefix(ctx.exec_id, call.call_id, call.attempts),
         "function": function_reference(spec.fn, store),
         "inputs": {
             name: {"key": by_name[name].key, "serializer": by_name[name].serializer}
             for name in bound
         },
         "positional": positional,
-        "artifact_store": {
-            "flavor": ctx.stack.spec["artifact_store"]["flavor"],
-            "config": ctx.stack.spec["artifact_store"].get("config") or {},
-        },
-        "durability": ctx.stack.spec.get("durability", "default"),
-        "python": list(sys.version_info[:2]),
     }
-    store.write_file(f"{prefix}/spec.json", json.dumps(task_spec).encode())
-    env = {"KITARU_EXEC_ID": ctx.exec_id, "KITARU_HOME": str(ctx.stack.home)}
-    handle = ctx.stack.execution_target.submit(
-        store.url(f"{prefix}/spec.json"), task_name=f"{ctx.exec_id[:8]}-{call.call_id}", env=env
-    )
-    return {"prefix": prefix, "handle": handle}
+    store.write_file(request.spec_key, json.dumps(task_spec).encode())
 
 
 def _follow(
-    ctx: ExecutionContext, target: Any, task: dict[str, Any], call: CallRecord
+    ctx: ExecutionContext, target: ExecutionTarget, task: dict[str, Any], call: CallRecord
 ) -> tuple[dict[str, Any], str] | None:
-    """Wait for the task's result.json; None if the task was lost without one."""
+    """Wait for the task's result.json; None if the task was lost without one.
+
+    Each tick is one store read and one target request (`watch`, else a sleep and
+    `poll`); the pause grows from 0.1 s to the target's `poll_cap`. A cancelled
+    execution cancels the task on the target before it stops.
+    """
     store = ctx.store
     result_path = f"{task['prefix']}/result.json"
-    missing_polls = 0
+    handle = task["handle"]
+    delay = _FIRST_POLL
+    cap = max(float(getattr(target, "poll_cap", 5.0)), _FIRST_POLL)
+    ended_polls = 0
     while True:
         raw = store.read_file(result_path)
         if raw is not None:
-            return json.loads(raw), target.logs(task["handle"])
-        ctx.check_cancelled()
-        state = target.poll(task["handle"])
-        if state.state in ("failed", "lost", "succeeded"):
+            return json.loads(raw), target.logs(handle)
+        if ctx.cancelled:
+            target.cancel(handle)
+            ctx.check_cancelled()
+        if ended_polls:
+            state = target.poll(handle)
+        else:
+            state = target.watch(handle, delay)
+            if state is None:
+                time.sleep(delay)
+                state = target.poll(handle)
+        delay = min(delay * 2, cap)
+        if state.ended:
             # The process may have ended a moment after writing: look once more.
-            missing_polls += 1
-            if missing_polls < 3:
-                time.sleep(_POLL_SECONDS)
+            ended_polls += 1
+            if ended_polls < 2:
                 continue
             if state.state == "lost":
                 return None
-            logs = target.logs(task["handle"])
+            logs = target.logs(handle)
             return (
                 {
                     "status": "error",
@@ -207,7 +256,6 @@ def _follow(
                 },
                 logs,
             )
-        time.sleep(_POLL_SECONDS)
 
 
 # -- function references and code packages ----------------------------------------

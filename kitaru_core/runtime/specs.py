@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..interfaces import Resources
+
 RUNTIMES = ("inline", "isolated")
 
 
@@ -58,6 +60,13 @@ class CheckpointSpec:
     type: str | None = None
     runtime: str = "inline"
     cache: bool | None = None  # None: not set (off, unless the run's `cache` is True)
+    #: For runtime="isolated": what the task asks of the execution target (over the
+    #: target config's `resources`), its container image, a time limit in seconds and
+    #: target-specific options (see `interfaces.TaskRequest`).
+    resources: Resources = field(default_factory=Resources)
+    image: str | None = None
+    timeout: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
     _source_hash: str | None = field(default=None, repr=False)
     _signature: inspect.Signature | None = field(default=None, repr=False)
     _positional: tuple[tuple[str, ...], int] | None = field(default=None, repr=False)

@@ -135,6 +135,14 @@ class FsspecArtifactStore(ArtifactStore):
     def process_local(self) -> bool:
         return is_local_url(self.root_url)
 
+    @classmethod
+    def reach(cls, config: FlavorConfig) -> str:
+        """`memory://` only this process, a path or `file://` this machine, the rest the network."""
+        path = str(getattr(config, "path", ""))
+        if not is_local_url(path):
+            return "network"
+        return "process" if path.split("::")[-1].lower().startswith("memory://") else "machine"
+
     @property
     def fs(self) -> AbstractFileSystem:
         """The filesystem, built on first use."""

@@ -45,3 +45,6 @@ class ProcessTargetConfig(FlavorConfig):
     env: dict[str, str] = Field(
         default_factory=dict, description="Extra environment variables for each worker"
     )
+    poll_cap: float = Field(
+        default=5.0, gt=0, description="Longest pause in seconds between two polls of a running task"
+    )

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from kitaru_core.errors import ArtifactNotFoundError, StorageError
-from kitaru_core.interfaces import ArtifactStore, BlobInfo, ComponentContext
+from kitaru_core.interfaces import ArtifactStore, BlobInfo, ComponentContext, FlavorConfig
 
 from .configs import LocalArtifactStoreConfig
 
@@ -53,6 +53,11 @@ _INCOMING = "incoming"
 
 class LocalArtifactStore(ArtifactStore):
     """Artifacts in a local folder (default `<kitaru home>/artifacts`)."""
+
+    @classmethod
+    def reach(cls, config: FlavorConfig) -> str:
+        """A folder on this machine: its other processes can use it, nothing elsewhere."""
+        return "machine"
 
     def __init__(self, config: LocalArtifactStoreConfig, context: ComponentContext) -> None:
         super().__init__(config, context)

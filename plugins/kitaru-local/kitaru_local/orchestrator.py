@@ -12,13 +12,15 @@ import subprocess
 import sys
 from typing import Any
 
-from kitaru_core.interfaces import ComponentContext, Orchestrator
+from kitaru_core.interfaces import ComponentContext, Orchestrator, TaskState
+from kitaru_core.runtime.owner import process_is_running, process_start_token
 
 from .configs import LocalOrchestratorConfig
 
 
 class LocalOrchestrator(Orchestrator):
     in_process = True
+    locality = "machine"
 
     def __init__(self, config: LocalOrchestratorConfig, context: ComponentContext) -> None:
         super().__init__(config, context)
@@ -39,10 +41,22 @@ class LocalOrchestrator(Orchestrator):
                 stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        return {"pid": proc.pid, "log": str(log_path)}
+        return {"pid": proc.pid, "start": process_start_token(proc.pid), "log": str(log_path)}
+
+    def poll(self, handle: dict[str, Any]) -> TaskState:
+        """"running" while the launched runner's process lives, "lost" once it is gone."""
+        try:
+            pid = int(handle["pid"])
+        except (KeyError, TypeError, ValueError):
+            return TaskState("lost", "the handle names no process")
+        if process_is_running(pid, handle.get("start")):
+            return TaskState("running")
+        return TaskState("lost", "the runner process is gone")
 
     def cancel(self, handle: dict[str, Any]) -> None:
         import signal
 
-        with contextlib.suppress(ProcessLookupError, KeyError, ValueError):
-            os.kill(int(handle["pid"]), signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError, KeyError, ValueError, TypeError):
+            pid = int(handle["pid"])
+            if handle.get("start") is None or process_start_token(pid) == handle.get("start"):
+                os.kill(pid, signal.SIGTERM)

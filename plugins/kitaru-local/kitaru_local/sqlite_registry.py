@@ -39,7 +39,7 @@ from typing import Any
 
 from kitaru_core.errors import ArtifactNotFoundError, ExecutionNotFoundError, StorageError
 from kitaru_core.ids import SHOWN_MATCHES, ambiguous_message, check_id, prefix_range, quoted
-from kitaru_core.interfaces import ComponentContext, Registry
+from kitaru_core.interfaces import ComponentContext, FlavorConfig, Registry
 from kitaru_core.records import (
     ArtifactRecord,
     CallRecord,
@@ -250,6 +250,11 @@ class SqliteRegistry(Registry):
     """Registry in one SQLite file, safe for many threads and processes."""
 
     config: SqliteRegistryConfig
+
+    @classmethod
+    def reach(cls, config: FlavorConfig) -> str:
+        """A SQLite file on this machine: its other processes can use it, nothing elsewhere."""
+        return "machine"
 
     def __init__(self, config: SqliteRegistryConfig, context: ComponentContext) -> None:
         super().__init__(config, context)

@@ -1,22 +1,28 @@
 """Execution targets: `inline` (the runner's own process) and `process` (a local worker).
 
 The `process` target speaks the same remote protocol as the cloud targets: it
-starts `python -m kitaru_core.worker --spec <url>` and the runner reads the
-worker's `result.json`, so that protocol is tested on every machine.
+starts the worker with exactly the request's command line (the store's flavor
+and config and the spec's key) and the runner reads the worker's `result.json`,
+so that protocol is tested on every machine. Being local, it runs the worker
+with this machine's environment (so the store's `${env:...}` references and
+`${home}` resolve as they do for the runner) plus the request's `env`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from kitaru_core.errors import TaskError
-from kitaru_core.interfaces import ComponentContext, ExecutionTarget, TaskState
+from kitaru_core.errors import ResourceError, TaskError
+from kitaru_core.interfaces import ComponentContext, ExecutionTarget, TaskRequest, TaskState
 from kitaru_core.runtime.owner import process_is_running, process_start_token
+from kitaru_core.runtime.protocol import is_task_name
 
 from .configs import InlineTargetConfig, ProcessTargetConfig
 
@@ -25,12 +31,16 @@ class InlineTarget(ExecutionTarget):
     """Isolated checkpoints run in the runner's process, like inline ones."""
 
     in_process = True
+    locality = "process"
 
     def __init__(self, config: InlineTargetConfig, context: ComponentContext) -> None:
         super().__init__(config, context)
 
-    def submit(self, spec_url: str, *, task_name: str, env: dict[str, str]) -> dict[str, Any]:
+    def submit(self, request: TaskRequest) -> dict[str, Any]:
         raise TaskError("the inline target runs calls in process; it takes no task specs")
+
+    def find(self, task_name: str) -> dict[str, Any] | None:
+        return None
 
     def poll(self, handle: dict[str, Any]) -> TaskState:
         return TaskState("lost", "the inline target keeps no tasks")
@@ -40,51 +50,119 @@ class InlineTarget(ExecutionTarget):
 
 
 class ProcessTarget(ExecutionTarget):
-    """Each call in its own local Python process, through the remote protocol."""
+    """Each call in its own local Python process, through the remote protocol.
+
+    A task's handle is also written to `<home>/tasks/<task name>.json`, which is how
+    `find` and an idempotent `submit` know it from any process. Resources: a local
+    process gets no GPU and no image; `cpu` and `memory` are checked against this
+    machine (not reserved); `timeout` is enforced by `poll`, which stops the worker.
+    """
+
+    locality = "machine"
 
     def __init__(self, config: ProcessTargetConfig, context: ComponentContext) -> None:
         super().__init__(config, context)
         self.config = config
+        self.poll_cap = config.poll_cap
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
-    def submit(self, spec_url: str, *, task_name: str, env: dict[str, str]) -> dict[str, Any]:
-        log_dir = self.context.home / "tasks"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{task_name.replace('#', '-').replace('/', '_')}.log"
+    @property
+    def _dir(self) -> Path:
+        return self.context.home / "tasks"
+
+    def _record(self, task_name: str) -> Path:
+        if not is_task_name(task_name):
+            raise TaskError(f"{task_name!r} is not a task name (a DNS-1123 label of at most 63 characters)")
+        return self._dir / f"{task_name}.json"
+
+    def check_resources(self, request: TaskRequest) -> None:
+        super().check_resources(request)  # no gpu, image or options
+        res = request.resources
+        cores = os.cpu_count() or 1
+        if res.cpu is not None and res.cpu > cores:
+            raise ResourceError(
+                f"the process target cannot provide cpu={res.cpu:g}: this machine has {cores} cores; "
+                "lower `cpu` or use a remote target"
+            )
+        memory = res.memory_bytes()
+        total = _total_memory()
+        if memory is not None and total is not None and memory > total:
+            raise ResourceError(
+                f"the process target cannot provide memory={res.memory}: this machine has "
+                f"{total / 2**30:.1f}Gi; lower `memory` or use a remote target"
+            )
+
+    def submit(self, request: TaskRequest) -> dict[str, Any]:
+        self.check_resources(request)
+        record = self._record(request.task_name)
+        existing = self.find(request.task_name)
+        if existing is not None:
+            return existing
+        self._dir.mkdir(parents=True, exist_ok=True)
+        log_path = self._dir / f"{request.task_name}.log"
         python = self.config.python or sys.executable
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [python, "-m", "kitaru_core.worker", "--spec", spec_url],
-                env={**os.environ, **self.config.env, **env}, stdin=subprocess.DEVNULL,
+                [python, *request.argv],
+                env={**os.environ, **self.config.env, **request.env}, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self._children[proc.pid] = proc
-        return {"pid": proc.pid, "start": process_start_token(proc.pid), "log": str(log_path)}
+        handle: dict[str, Any] = {
+            "name": request.task_name, "pid": proc.pid, "start": process_start_token(proc.pid),
+            "log": str(log_path),
+        }
+        if request.timeout:
+            handle["deadline"] = time.time() + request.timeout
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps(handle))
+        os.replace(tmp, record)
+        return handle
+
+    def find(self, task_name: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self._record(task_name).read_text()))
+        except (OSError, ValueError):
+            return None
 
     def poll(self, handle: dict[str, Any]) -> TaskState:
         pid = int(handle["pid"])
         child = self._children.get(pid)
         if child is not None:
             code = child.poll()
-            if code is None:
-                return TaskState("running")
-            self._children.pop(pid, None)
-            return TaskState("succeeded" if code == 0 else "failed", f"worker exited with {code}")
-        if process_is_running(pid, handle.get("start")):
-            return TaskState("running")
-        # Not our child (the runner restarted) and gone: its exit code is unknowable.
-        return TaskState("lost", "the worker process is gone")
+            if code is not None:
+                self._children.pop(pid, None)
+                return TaskState("succeeded" if code == 0 else "failed", f"worker exited with {code}")
+        elif not process_is_running(pid, handle.get("start")):
+            # Not our child (the runner restarted) and gone: its exit code is unknowable.
+            return TaskState("lost", "the worker process is gone")
+        deadline = handle.get("deadline")
+        if deadline is not None and time.time() > float(deadline):
+            self.cancel(handle)
+            return TaskState("failed", "the task ran past its timeout and was stopped")
+        return TaskState("running")
 
     def cancel(self, handle: dict[str, Any]) -> None:
         import signal
 
         pid = int(handle["pid"])
         if process_start_token(pid) == handle.get("start"):
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
+        child = self._children.get(pid)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
 
     def logs(self, handle: dict[str, Any]) -> str:
         try:
             return Path(handle["log"]).read_text(errors="replace")
         except (OSError, KeyError):
             return ""
+
+
+def _total_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
