@@ -218,3 +218,24 @@ def test_status_and_doctor_report_a_damaged_registry(cli, kitaru_home: Path):
     listing = cli("executions", "list")
     assert listing.exit_code == 1 and str(db) in listing.stderr and "damaged" in listing.stderr
     assert listing.stderr.count("\n") == 1  # one line, no traceback
+
+
+def test_a_blob_found_in_place_during_gc_is_kept(monkeypatch):
+    store = get_stack().artifact_store
+    data = b"an old blob a new run is about to reuse" * 100
+    key = hashlib.sha256(data).hexdigest()
+    store.put_blob(data, key)
+    _age_all_blobs()
+    real = type(store).list_blobs
+    listings = []
+
+    def listing(self):
+        listings.append(1)
+        if len(listings) == 2:  # between gc's two passes a run puts the same bytes again
+            type(store)(store.config, store.context).put_blob(data, key)
+        return real(self)
+
+    monkeypatch.setattr(type(store), "list_blobs", listing)
+    report = KitaruClient().gc(dry_run=False)
+    assert [b.key for b in report.removable] == [key] and report.removed == 0
+    assert store.get_blob(key) == data

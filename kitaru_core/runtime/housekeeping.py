@@ -218,9 +218,13 @@ def collect_garbage(
             report.kept_recent += 1
         else:
             report.removable.append(blob)
-    if not dry_run:
-        for blob in report.removable:
-            if store.delete_blob(blob.key):
+    if not dry_run and report.removable:
+        # Listed again as they are deleted: a blob a run found in place (refreshing its time)
+        # after the first listing is kept. The window left is between one blob's listing and
+        # its deletion, not the whole collection.
+        candidates = {b.key for b in report.removable}
+        for blob in store.list_blobs():
+            if blob.key in candidates and blob.modified < keep_after and store.delete_blob(blob.key):
                 report.removed += 1
     return report
 
