@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any, overload
 
 from kitaru_core.errors import ConfigError, ContextError
@@ -11,6 +12,10 @@ from kitaru_core.interfaces import Resources
 from kitaru_core.runtime.handles import OutputHandle
 from kitaru_core.runtime.specs import RUNTIMES, CheckpointSpec
 from kitaru_core.runtime.state import current_call, current_execution
+
+#: The name of the checkpoint running as a plain function (called outside any flow, e.g. in a
+#: unit test); `kitaru.log` and `kitaru.save` are no-ops there instead of errors.
+plain_checkpoint: ContextVar[str | None] = ContextVar("kitaru_plain_checkpoint", default=None)
 
 
 class Checkpoint:
@@ -86,10 +91,18 @@ class Checkpoint:
             )
         return current_execution.get()
 
+    def _plain(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The function itself, outside any flow: nothing is recorded."""
+        token = plain_checkpoint.set(self.name)
+        try:
+            return self._fn(*args, **kwargs)
+        finally:
+            plain_checkpoint.reset(token)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         ctx = self._context()
         if ctx is None:
-            return self._fn(*args, **kwargs)
+            return self._plain(args, kwargs)
         return ctx.call(self._spec(), args, kwargs)
 
     def with_id(self, call_id: str) -> Callable[..., Any]:
@@ -98,7 +111,7 @@ class Checkpoint:
         def call(*args: Any, **kwargs: Any) -> Any:
             ctx = self._context()
             if ctx is None:
-                return self._fn(*args, **kwargs)
+                return self._plain(args, kwargs)
             return ctx.call(self._spec(), args, kwargs, call_id=call_id)
 
         return call
@@ -107,7 +120,7 @@ class Checkpoint:
         """Start the call concurrently; the handle's `.result()` / `.load()` wait for it."""
         ctx = self._context()
         if ctx is None:
-            return OutputHandle(self.name, self.name, value=self._fn(*args, **kwargs))
+            return OutputHandle(self.name, self.name, value=self._plain(args, kwargs))
         return ctx.call(self._spec(), args, kwargs, concurrent=True)
 
     def map(self, *iterables: Iterable[Any]) -> list[OutputHandle]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kitaru_core.errors import ArtifactNotFoundError, ContextError
@@ -9,6 +10,10 @@ from kitaru_core.runtime.artifacts import read_value
 from kitaru_core.runtime.state import current_call, current_execution
 from kitaru_core.runtime.state import current_execution_id as _current_execution_id
 from kitaru_core.runtime.waits import wait as _wait
+
+from .checkpoints import plain_checkpoint
+
+_log = logging.getLogger("kitaru")
 
 
 def wait(
@@ -29,10 +34,18 @@ def wait(
     return _wait(name=name, question=question, schema=schema, timeout=timeout, metadata=metadata)
 
 
-def save(name: str, value: Any, *, type: str | None = None) -> str:
-    """Save `value` as a named artifact of the running checkpoint; returns its id."""
+def save(name: str, value: Any, *, type: str | None = None) -> str | None:
+    """Save `value` as a named artifact of the running checkpoint; returns its id.
+
+    In a checkpoint called as a plain function outside any flow (a unit test) nothing
+    is recorded: it returns None and logs at debug level.
+    """
     call = current_call.get()
     if call is None:
+        plain = plain_checkpoint.get()
+        if plain is not None and current_execution.get() is None:
+            _log.debug("kitaru.save(%r) ignored: checkpoint %r runs outside a flow", name, plain)
+            return None
         raise ContextError(
             f"kitaru.save({name!r}, ...) must be called inside a @checkpoint; a value computed "
             "in the flow body can be returned from a checkpoint instead"
@@ -42,13 +55,21 @@ def save(name: str, value: Any, *, type: str | None = None) -> str:
 
 
 def log(**metadata: Any) -> None:
-    """Attach metadata (tokens=12, cost=0.01, ...) to the running checkpoint or execution."""
+    """Attach metadata (tokens=12, cost=0.01, ...) to the running checkpoint or execution.
+
+    In a checkpoint called as a plain function outside any flow it is a no-op (debug log).
+    """
     call = current_call.get()
     if call is not None:
         call.log(metadata)
         return
     ctx = current_execution.get()
     if ctx is None:
+        plain = plain_checkpoint.get()
+        if plain is not None:
+            _log.debug("kitaru.log(%s) ignored: checkpoint %r runs outside a flow",
+                       ", ".join(metadata), plain)
+            return
         raise ContextError("kitaru.log(...) must be called inside a flow or a checkpoint")
     ctx.log(metadata)
 

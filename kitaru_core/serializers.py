@@ -4,10 +4,15 @@ Serializers, tried in order: `bytes` (raw), `pydantic` (a model, as JSON, with
 its class reference), `json` (values that round-trip exactly through JSON) and
 `pickle` (everything else; cloudpickle for what plain pickle refuses). The
 record names the serializer used, so a reader knows what it will get.
+
+A pickled value must load back as itself: an open file, a socket, a lock, a
+generator, or anything whose pickle loads back as another type or an unequal
+value is a `SerializationError`, never silently recorded as something else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import io
 import json
@@ -21,6 +26,10 @@ from typing import Any
 from .errors import SerializationError
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+# Handles on things outside the process: cloudpickle would store a file's contents as a
+# StringIO, so a resume would silently get another type.
+_LIVE_RESOURCES: tuple[type, ...] = (io.IOBase,)
+_IN_MEMORY_STREAMS = (io.StringIO, io.BytesIO)  # these pickle with their contents and position
 # Built once: json.dumps with non-default options builds a new encoder on every call.
 _COMPACT_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
@@ -151,25 +160,106 @@ class _ScriptPickler(pickle.Pickler):
         return NotImplemented
 
 
-def _pickle(value: Any) -> tuple[bytes, str]:
-    try:
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        if b"__main__" not in data:
-            return data, "pickle"
-        buf = io.BytesIO()
-        _ScriptPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-        return buf.getvalue(), "pickle"
-    except Exception:
-        pass
-    try:
-        import cloudpickle
+#: Pickles larger than this are not loaded back to check them (it would double the memory of
+#: a large array); the live-resource check below still applies to them.
+_ROUND_TRIP_MAX_BYTES = 64 * 1024 * 1024
+_FIX = ("return plain data instead: a JSON-able value, a pydantic model, bytes, or an object "
+        "that pickles back to itself")
 
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+
+def _pickle(value: Any) -> tuple[bytes, str]:
+    if isinstance(value, _LIVE_RESOURCES) and not isinstance(value, _IN_MEMORY_STREAMS):
+        raise SerializationError(
+            f"cannot serialize a value of type {type_name(value)}: an open file, socket or stream "
+            "lives only in this process; return what it holds (its contents, a path or a URL) instead"
+        )
+    try:
+        data = _plain_pickle(value)
+    except Exception as plain_error:
+        try:
+            import cloudpickle
+
+            data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            raise SerializationError(
+                f"cannot serialize a value of type {type_name(value)}: {plain_error}; {_FIX}"
+            ) from plain_error
+    _check_round_trip(value, data)
+    return data, "pickle"
+
+
+def _plain_pickle(value: Any) -> bytes:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    if b"__main__" not in data:
+        return data
+    buf = io.BytesIO()
+    _ScriptPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buf.getvalue()
+
+
+def _check_round_trip(value: Any, data: bytes) -> None:
+    """Refuse a pickle that does not load back as the value (e.g. a file read into a StringIO).
+
+    The type must be the same, and a type with its own `__eq__` must compare equal
+    (NaN counts as equal to NaN, inside lists, dicts and dataclasses too). Values whose
+    `==` does not give a bool (arrays) are checked by type only.
+    """
+    if len(data) > _ROUND_TRIP_MAX_BYTES:
+        return
+    try:
+        restored = pickle.loads(data)
     except Exception as exc:
         raise SerializationError(
-            f"cannot serialize a value of type {type_name(value)}: {exc}. Return a JSON-able "
-            "value, a pydantic model, bytes, or a picklable object"
-        ) from exc
+            f"cannot serialize a value of type {type_name(value)}: it pickles, but does not load "
+            f"back ({type(exc).__name__}: {exc}); {_FIX}"
+        ) from None
+    if type(restored) is not type(value):
+        raise SerializationError(
+            f"cannot serialize a value of type {type_name(value)}: pickled and loaded back it "
+            f"becomes a {type_name(restored)}; {_FIX}"
+        )
+    if _same(restored, value, 0) is False:
+        raise SerializationError(
+            f"cannot serialize a value of type {type_name(value)}: pickled and loaded back it is "
+            f"no longer equal to the original (its pickling loses or changes something); {_FIX}"
+        )
+
+
+def _same(a: Any, b: Any, depth: int) -> bool | None:
+    """`a == b` with NaN equal to NaN; None when equality can't be told (no `__eq__`, arrays)."""
+    cls = type(a)
+    if cls is not type(b) or depth > 64:
+        return False if cls is not type(b) else None
+    if cls is float:
+        return a == b or (a != a and b != b)
+    if cls in (list, tuple):
+        if len(a) != len(b):
+            return False
+        return _all_same(zip(a, b, strict=True), depth)
+    if cls is dict:
+        if a.keys() != b.keys():
+            return False
+        return _all_same(((a[k], b[k]) for k in a), depth)
+    if dataclasses.is_dataclass(a) and not isinstance(a, type) and cls.__eq__ is not object.__eq__:
+        fields = [f.name for f in dataclasses.fields(a) if f.compare]
+        return _all_same(((getattr(a, n), getattr(b, n)) for n in fields), depth)
+    if cls.__eq__ is object.__eq__:
+        return None
+    try:
+        equal = a == b
+    except Exception:
+        return None
+    return equal if type(equal) is bool else None
+
+
+def _all_same(pairs: Any, depth: int) -> bool | None:
+    unknown = False
+    for x, y in pairs:
+        same = _same(x, y, depth + 1)
+        if same is False:
+            return False
+        unknown = unknown or same is None
+    return None if unknown else True
 
 
 def _is_pydantic_model(value: Any) -> bool:

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import math
+import pickle
+import socket
 import threading
 from dataclasses import dataclass
 
@@ -11,7 +16,8 @@ from pydantic import BaseModel
 
 import kitaru
 from kitaru import checkpoint, flow
-from kitaru.errors import ArtifactNotFoundError, FlowFailedError, SerializationError
+from kitaru.errors import ArtifactNotFoundError, ContextError, FlowFailedError, SerializationError
+from kitaru_core.serializers import deserialize, serialize
 
 
 class Report(BaseModel):
@@ -254,6 +260,27 @@ def saves_a_lock() -> str:
 
 
 @checkpoint
+def returns_an_open_file() -> object:
+    return open(__file__)
+
+
+@checkpoint
+def returns_a_socket() -> object:
+    return socket.socket()
+
+
+@checkpoint
+def returns_a_file_in_a_dict() -> object:
+    return {"report": open(__file__)}
+
+
+@checkpoint
+def saves_a_file() -> str:
+    kitaru.save("source", open(__file__))  # noqa: SIM115
+    return "unreachable"
+
+
+@checkpoint
 def fine() -> int:
     return 1
 
@@ -274,14 +301,38 @@ def save_lock_flow() -> None:
     saves_a_lock()
 
 
+@flow
+def file_flow() -> None:
+    returns_an_open_file()
+
+
+@flow
+def socket_flow() -> None:
+    returns_a_socket()
+
+
+@flow
+def nested_file_flow() -> None:
+    returns_a_file_in_a_dict()
+
+
+@flow
+def save_file_flow() -> None:
+    saves_a_file()
+
+
 @pytest.mark.parametrize(
     ("the_flow", "call_id", "type_word"),
     [
         (lock_flow, "returns_a_lock#1", "lock"),
         (generator_flow, "returns_a_generator#1", "generator"),
         (save_lock_flow, "saves_a_lock#1", "lock"),
+        (file_flow, "returns_an_open_file#1", "TextIOWrapper"),
+        (socket_flow, "returns_a_socket#1", "socket"),
+        (nested_file_flow, "returns_a_file_in_a_dict#1", "dict"),
+        (save_file_flow, "saves_a_file#1", "TextIOWrapper"),
     ],
-    ids=["lock", "generator", "saved-lock"],
+    ids=["lock", "generator", "saved-lock", "open-file", "socket", "file-in-a-dict", "saved-file"],
 )
 def test_unserializable_value_fails_the_checkpoint_naming_call_and_type(
     the_flow, call_id, type_word, client
@@ -363,3 +414,96 @@ def test_saving_a_name_twice_keeps_both_and_load_returns_the_latest(client):
     assert [(a.version, a.load()) for a in drafts] == [(1, "first version"), (2, "second version")]
     assert kitaru.load(handle.exec_id, "draft") == "second version"
     assert kitaru.load(handle.exec_id, "output") is None
+
+
+# -- pickled values must load back as themselves ------------------------------------------------
+
+
+class BecomesAString:
+    """Pickles as its name: loaded back it is a str, not this class."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self):
+        return (str, (self.name,))
+
+
+class NoEquality:
+    """Compared by identity: checked by its type only."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+@dataclass
+class Money:
+    """Pickles without its currency: loaded back, 5 USD becomes 5 EUR."""
+
+    amount: float
+    currency: str = "EUR"
+
+    def __reduce__(self):
+        return (Money, (self.amount,))
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (open(__file__), "an open file, socket or stream"),  # noqa: SIM115
+        (threading.Lock(), "cannot pickle"),
+        ((i for i in range(3)), "cannot pickle"),
+        (BecomesAString("x"), "becomes a str"),
+        (Money(5.0, "USD"), "no longer equal to the original"),
+        ([1, open(__file__)], "no longer equal"),  # noqa: SIM115 - cloudpickle would store its text
+    ],
+    ids=["file", "lock", "generator", "another-type", "unequal", "file-in-a-list"],
+)
+def test_a_value_that_cannot_round_trip_is_refused(value, fragment):
+    with pytest.raises(SerializationError, match=fragment) as refused:
+        serialize(value)
+    assert "return plain data instead" in str(refused.value) or "return what it holds" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Point(1, 2), [math.nan, 1.0], {1: ("a", math.nan)}, Money(math.nan), io.StringIO("kept"),
+     io.BytesIO(b"kept"), {3, 4}, math.nan, NoEquality(7)],
+    ids=["dataclass", "nan-in-a-list", "nan-in-a-dict", "nan-in-a-dataclass", "string-io", "bytes-io",
+         "set", "nan", "no-eq"],
+)
+def test_values_that_round_trip_are_pickled(value):
+    data, serializer = serialize(value)
+    restored = deserialize(data, serializer)
+    assert type(restored) is type(value)
+    assert pickle.dumps(restored) == pickle.dumps(value)
+
+
+# -- a checkpoint called as a plain function, outside any flow ---------------------------------
+
+
+@checkpoint
+def summarize(text: str) -> str:
+    kitaru.log(tokens=len(text))
+    kitaru.save("draft", text.upper(), type="document")
+    return text[:5]
+
+
+def test_a_checkpoint_using_log_and_save_runs_as_a_plain_function(caplog):
+    with caplog.at_level(logging.DEBUG, logger="kitaru"):
+        assert summarize("hello world") == "hello"
+        assert summarize.with_id("s")("hello world") == "hello"
+        assert summarize.submit("hello world").load() == "hello"
+    ignored = [r.getMessage() for r in caplog.records if r.name == "kitaru"]
+    assert any("kitaru.save('draft') ignored" in m and "'summarize'" in m for m in ignored), ignored
+    assert any("kitaru.log(tokens) ignored" in m for m in ignored), ignored
+
+
+def test_log_and_save_outside_any_checkpoint_are_still_errors():
+    with pytest.raises(ContextError, match="inside a flow or a checkpoint"):
+        kitaru.log(tokens=1)
+    with pytest.raises(ContextError, match="inside a @checkpoint"):
+        kitaru.save("draft", "x")
+    summarize("after")  # a plain call leaves nothing behind
+    with pytest.raises(ContextError):
+        kitaru.log(tokens=1)
