@@ -24,7 +24,8 @@ def test_pyproject_metadata_gives_no_setuptools_warning(project: Path, monkeypat
     problems = [f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught
                 if "deprecat" in f"{w.category.__name__} {w.message}".lower()]
     assert problems == []
-    assert dist.metadata.license_expression == "Apache-2.0"
+    fix = 'in pyproject.toml: license = "Apache-2.0" and build-system requires "setuptools>=77"'
+    assert dist.metadata.license_expression == "Apache-2.0", fix
     # an SPDX license string needs setuptools 77 to build at all: the build requires say so
     requires = tomllib.loads((project / "pyproject.toml").read_text())["build-system"]["requires"]
-    assert "setuptools>=77" in requires
+    assert "setuptools>=77" in requires, fix
