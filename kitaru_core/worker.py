@@ -176,20 +176,37 @@ def load_function(ref: dict[str, Any], store: ArtifactStore) -> Any:
     return inner.fn if inner is not None else obj
 
 
+def code_cache_dir() -> Path:
+    """Where code packages unpack: `<kitaru home>/code`, or `KITARU_CODE_CACHE`.
+
+    Not a shared temporary folder: code found there is imported and run, so it
+    must live where only this user can write.
+    """
+    from .home import home_dir
+
+    env = os.environ.get("KITARU_CODE_CACHE")
+    return Path(env).expanduser() if env else home_dir() / "code"
+
+
 def _extract(store: ArtifactStore, key: str) -> Path:
-    base = Path(os.environ.get("KITARU_CODE_CACHE", Path(tempfile.gettempdir()) / "kitaru-code"))
+    base = code_cache_dir()
     target = base / key
     if not (target / ".complete").exists():
         import io
+        import shutil
 
-        tmp = Path(tempfile.mkdtemp(dir=base.mkdir(parents=True, exist_ok=True) or base))
-        with zipfile.ZipFile(io.BytesIO(store.get_blob(key))) as zf:
-            zf.extractall(tmp)
-        (tmp / ".complete").write_text("")
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{key[:12]}-"))
         try:
+            with zipfile.ZipFile(io.BytesIO(store.get_blob(key))) as zf:
+                zf.extractall(tmp)
+            (tmp / ".complete").write_text("")
             os.replace(tmp, target)
-        except OSError:  # another worker extracted it first
-            pass
+        except OSError:
+            if not (target / ".complete").exists():  # not "another worker extracted it first"
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -164,7 +164,7 @@ def test_no_arguments_prints_help(cli):
 BAD_STACK_COMMANDS = {
     "yaml-syntax": (["stack", "register", "{dir}/syntax.yaml"], "syntax.yaml: YAML syntax error at line"),
     "unknown-key": (["stack", "validate", "{dir}/key.yaml"], "unknown key 'registri'"),
-    "unknown-flavor": (["stack", "register", "{dir}/flavor.yaml"], "pip install kitaru-gcp"),
+    "unknown-flavor": (["stack", "register", "{dir}/flavor.yaml"], "kitaru-gcp plugin"),
     "wrong-type": (["stack", "register", "{dir}/type.yaml"], "busy_timeout: expected float, got 'soon'"),
     "set-unknown": (["stack", "set", "nowhere"], "no stack named 'nowhere'"),
     "delete-active": (["stack", "delete", "shop"], "stack 'shop' is active"),

@@ -82,6 +82,9 @@ def test_isolated_checkpoints_run_in_workers_through_the_protocol(tmp_path: Path
     # A checkpoint defined inside a function can't be imported: it is shipped by value.
     format_spec = json.loads((tasks / "format_summary-1" / "1" / "spec.json").read_text())
     assert "pickled" in format_spec["function"]
+    # The project's code unpacked under the kitaru home, not in a shared temporary folder.
+    code = Path(os.environ["KITARU_HOME"]) / "code" / spec["function"]["code_package"]
+    assert (code / ".complete").is_file() and (code / "isolated_flow.py").is_file()
 
     # save() and log() inside the worker land in the record, and so does its output.
     execution = KitaruClient().executions.get(exec_id)
@@ -115,3 +118,9 @@ def test_failing_isolated_checkpoint_is_retried_then_fails_the_execution(tmp_pat
     assert (call.call_id, call.status, call.attempts) == ("charge_card#1", "failed", 2)
     assert "ConnectionError" in call.error["type"]
     assert execution.failure["call_id"] == "charge_card#1"
+    # Each attempt's worker output is kept once (each attempt is its own task with its own log).
+    logs = KitaruClient().executions.logs(handle.exec_id, checkpoint="charge_card")
+    worker_output = "".join(e.text for e in logs if e.stream == "stdout")
+    assert worker_output.count("ConnectionError: payment provider unavailable") == 2
+    notes = "".join(e.text for e in logs if e.stream == "stderr")
+    assert notes.count("[kitaru] attempt 1 failed: builtins.ConnectionError") == 1

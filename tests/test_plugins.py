@@ -124,9 +124,35 @@ def test_unknown_flavor_names_the_installed_ones_and_the_package_that_has_it():
     with pytest.raises(FlavorNotFoundError) as err:
         manager.flavor("registry", "postgres")
     assert "installed registry flavors: echo" in str(err.value)
-    assert "pip install kitaru-postgres" in str(err.value)
+    # kitaru's plugins are not on a package index: the hint names the folder that has it
+    assert "`pip install " in str(err.value) and "plugins/kitaru-postgres`" in str(err.value)
     with pytest.raises(FlavorNotFoundError, match="installed artifact_store flavors: none"):
         manager.flavor("artifact_store", "somewhere")
+
+
+def test_install_hints_name_only_plugins_that_exist(tmp_path: Path, monkeypatch):
+    plugins = tmp_path / "plugins"
+    (plugins / "kitaru-gcp").mkdir(parents=True)
+    (plugins / "kitaru-gcp" / "pyproject.toml").write_text("[project]\nname = 'kitaru-gcp'\n")
+    monkeypatch.setattr(manager_module, "PLUGINS_FOLDER", plugins)
+    manager = manager_with(echo_plugin=lambda r: r.add(echo_flavor()))
+
+    with pytest.raises(FlavorNotFoundError) as has_folder:
+        manager.flavor("artifact_store", "gcs")
+    assert f"`pip install {plugins / 'kitaru-gcp'}`" in str(has_folder.value)  # tmp_path: not below cwd
+
+    with pytest.raises(FlavorNotFoundError) as no_folder:
+        manager.flavor("artifact_store", "s3")
+    message = str(no_folder.value)
+    assert "kitaru has no kitaru-aws plugin yet" in message and str(plugins) in message
+    assert "pip install kitaru-aws" not in message
+
+    monkeypatch.setattr(manager_module, "PLUGINS_FOLDER", tmp_path / "no-checkout" / "plugins")
+    with pytest.raises(FlavorNotFoundError, match=r"the `plugins/` folder of its source repository"):
+        manager.flavor("artifact_store", "s3")
+    with pytest.raises(FlavorNotFoundError) as unknown:
+        manager.flavor("artifact_store", "somewhere")
+    assert "pip install" not in str(unknown.value)
 
 
 # -- broken plugins ----------------------------------------------------------------------

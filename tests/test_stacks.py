@@ -364,7 +364,7 @@ BAD_FILES = {
                             "allowed keys: path, busy_timeout"]),
     "unknown-flavor": ("name: shop\nexecution_target: {flavor: vertex}\n",
                        ["`execution_target.flavor`", "unknown execution_target flavor 'vertex'",
-                        "installed execution_target flavors: inline, process", "pip install kitaru-gcp"]),
+                        "installed execution_target flavors: inline, process", "kitaru-gcp plugin"]),
     "unknown-flavor-no-hint": ("name: shop\nregistry: {flavor: mongo}\n",
                                ["unknown registry flavor 'mongo'",
                                 "installed registry flavors: postgres, sqlite"]),

@@ -33,10 +33,14 @@ class Flavor:
             module = importlib.import_module(module_name)
             return getattr(module, attr)
         except (ImportError, AttributeError) as exc:
+            from .manager import PLUGINS_FOLDER
+
+            own = PLUGINS_FOLDER / self.plugin if self.plugin else None
+            source = str(own) if own is not None and (own / "pyproject.toml").is_file() else self.plugin
             raise PluginError(
                 f"flavor {self.name!r} ({self.type}) from plugin {self.plugin!r} could not load "
                 f"{self.implementation!r}: {exc}. Reinstall the plugin with its dependencies "
-                f"(pip install {self.plugin or '<plugin>'})."
+                f"(pip install {source or '<plugin>'})."
             ) from exc
 
     def config_fields(self) -> dict[str, dict[str, object]]:

@@ -10,6 +10,7 @@ import os
 import types
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 import pluggy
 
@@ -42,6 +43,34 @@ KNOWN_FLAVOR_PACKAGES: dict[tuple[str, str], str] = {
     ("orchestrator", "kubernetes"): "kitaru-kubernetes",
     ("execution_target", "kubernetes"): "kitaru-kubernetes",
 }
+
+
+#: Where kitaru's own plugins live in its source repository. They are not on a package index
+#: yet, so a hint names this folder, never a `pip install NAME` that would fail.
+PLUGINS_FOLDER = Path(__file__).resolve().parents[2] / "plugins"
+
+
+def install_hint(package: str | None) -> str:
+    """How to get the flavor kitaru's plugin `package` provides (None: a flavor kitaru has no plugin for)."""
+    other = "install a plugin that provides it, or pick an installed flavor"
+    if package is None:
+        return other
+    folder = PLUGINS_FOLDER / package
+    if (folder / "pyproject.toml").is_file():
+        return f"install kitaru's {package} plugin from its source folder: `pip install {_shown(folder)}`"
+    if PLUGINS_FOLDER.is_dir():  # a source checkout without that plugin: it does not exist yet
+        return (f"kitaru has no {package} plugin yet (its plugins are the folders of "
+                f"{_shown(PLUGINS_FOLDER)}); {other}")
+    return (f"kitaru's own plugins install from the `plugins/` folder of its source repository "
+            f"(`pip install ./plugins/{package}`, where that folder exists); or {other}")
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working folder when it is below it, else absolute."""
+    try:
+        return f"./{path.relative_to(Path.cwd())}"
+    except ValueError:
+        return str(path)
 
 
 @dataclass
@@ -123,12 +152,7 @@ class PluginManager:
         if found is not None:
             return found
         installed = ", ".join(f.name for f in self.registrar.of_type(type_)) or "none"
-        hint = KNOWN_FLAVOR_PACKAGES.get((type_, name))
-        fix = (
-            f"install it with `pip install {hint}`"
-            if hint
-            else "install the plugin that provides it, or pick an installed flavor"
-        )
+        fix = install_hint(KNOWN_FLAVOR_PACKAGES.get((type_, name)))
         broken = [i for i in self._infos.values() if i.error]
         extra = (
             "; plugins that failed to load: "

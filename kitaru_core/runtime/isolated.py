@@ -117,6 +117,12 @@ def run_isolated(
         call.task = None
         if attempt <= spec.retries and result.get("retryable", True):
             delay = spec.retry_delay * (spec.backoff ** (max(attempt, 1) - 1))
+            err = call.error
+            chunks.append(LogChunk(
+                ctx.exec_id, call.call_id, 0, "stderr",
+                f"[kitaru] attempt {call.attempts} failed: {err.get('type', 'Error')}: "
+                f"{err.get('message', '')}; retrying in {delay:.2f}s\n", time.time(),
+            ))
             ctx.registry.save_call(call, (), chunks)
             ctx._sleep(delay)
             continue

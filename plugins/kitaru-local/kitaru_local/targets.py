@@ -101,7 +101,7 @@ class ProcessTarget(ExecutionTarget):
         self._dir.mkdir(parents=True, exist_ok=True)
         log_path = self._dir / f"{request.task_name}.log"
         python = self.config.python or sys.executable
-        with open(log_path, "ab") as log:
+        with open(log_path, "wb") as log:  # one task per attempt: its log is that attempt's only
             proc = subprocess.Popen(
                 [python, *request.argv],
                 env={**os.environ, **self.config.env, **request.env}, stdin=subprocess.DEVNULL,
