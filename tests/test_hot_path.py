@@ -22,6 +22,7 @@ import kitaru
 from kitaru import checkpoint, flow
 from kitaru.client import ExecutionStatus
 from kitaru.errors import FlowFailedError
+from kitaru_core.errors import StorageError
 from kitaru_core.interfaces import ComponentContext
 from kitaru_core.records import ArtifactRecord, CallRecord
 from kitaru_core.runtime.specs import CheckpointSpec
@@ -195,6 +196,18 @@ def test_a_completed_call_is_one_journal_row_that_every_reader_sees_folded(tmp_p
     assert writer._conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 0
     reader.close()
     writer.close()
+
+
+def test_a_journal_record_that_names_a_class_is_refused_not_loaded(tmp_path: Path):
+    import pickle
+
+    registry = _registry(tmp_path)
+    registry._conn.execute("INSERT INTO journal (record) VALUES (?)",
+                           (pickle.dumps((os.system, ("true",))),))
+    with pytest.raises(StorageError, match=r"damaged journal record .*plain values only"):
+        registry.get_calls("e1")
+    registry._conn.execute("DELETE FROM journal")
+    registry.close()
 
 
 def test_versions_follow_commit_order_across_journal_rows_and_direct_inserts(tmp_path: Path):

@@ -26,10 +26,11 @@ file, with fsyncs) run on a background connection, not inside a commit.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import dataclasses
+import io
 import json
+import pickle
 import sqlite3
 import threading
 import time
@@ -105,7 +106,7 @@ CREATE TABLE IF NOT EXISTS memory (
     deleted INTEGER NOT NULL DEFAULT 0, exec_id TEXT, call_id TEXT, created_at REAL,
     PRIMARY KEY (scope, key, version)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, record BLOB NOT NULL);
 """
 _MIGRATE_FROM_1 = (
     "INSERT OR REPLACE INTO artifact_versions (name, latest) "
@@ -237,12 +238,24 @@ def _artifact_row(a: ArtifactRecord) -> list[Any]:
     ]
 
 
-def _journal_artifact(a: ArtifactRecord) -> list[Any]:
-    """`_artifact_row` as JSON can carry it: the inline bytes in base64."""
-    row = _artifact_row(a)
-    if a.data is not None:
-        row[-1] = binascii.b2a_base64(a.data, newline=False).decode()
-    return row
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads journal records: tuples and lists of str, bytes, numbers and None only.
+
+    Pickle, not JSON, because it writes floats and bytes as they are (JSON's float repr
+    and escaping were a fifth of a call's CPU); no class is ever looked up, so a record
+    can build nothing but plain values.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"a journal record names {module}.{name}; it holds plain values only")
+
+
+def _pack(record: tuple[Any, ...]) -> bytes:
+    return pickle.dumps(record, protocol=5)
+
+
+def _unpack(data: bytes) -> Any:
+    return _PlainUnpickler(io.BytesIO(data)).load()
 
 
 
@@ -430,7 +443,7 @@ class SqliteRegistry(Registry):
     # -- the journal ------------------------------------------------------------------------
     def _journal_call(self, row: tuple[Any, ...], artifacts: Sequence[ArtifactRecord]) -> None:
         """Commit a completed call and its artifact references as one journal row."""
-        record = _ENCODER.encode((row, [_journal_artifact(a) for a in artifacts]))
+        record = _pack((row, [_artifact_row(a) for a in artifacts]))
         with self._lock:
             try:
                 self._conn.execute(_INSERT_JOURNAL, (record,))
@@ -454,13 +467,16 @@ class SqliteRegistry(Registry):
             return
         calls: list[Any] = []
         arts: list[Any] = []
-        for _, record in rows:
-            call_row, art_rows = json.loads(record)
+        for journal_id, record in rows:
+            try:
+                call_row, art_rows = _unpack(record)
+            except Exception as exc:
+                raise StorageError(
+                    f"the registry at {self.path} has a damaged journal record ({journal_id}: "
+                    f"{exc}); restore the file from a backup, or delete that row of its `journal` table"
+                ) from None
             calls.append(call_row)
-            for a in art_rows:
-                data = a[-1]
-                a[-1] = None if data is None else binascii.a2b_base64(data)
-                arts.append(a)
+            arts.extend(art_rows)
         conn.executemany(_INSERT_CALL, calls)
         self._insert_artifact_rows(conn, arts)
         conn.execute("DELETE FROM journal WHERE id <= ?", (rows[-1][0],))
