@@ -90,12 +90,16 @@ def remove_homes() -> None:
 
 
 def run_child(module: str, variant: str, params: dict[str, Any] | None = None,
-              *, timeout: float = 600) -> dict[str, Any]:
-    """Run `bench/<module>.py --child VARIANT PARAMS` in a fresh process and home; its JSON result."""
+              *, timeout: float = 600, python: str | None = None) -> dict[str, Any]:
+    """Run `bench/<module>.py --child VARIANT PARAMS` in a fresh process and home; its JSON result.
+
+    `python`: another interpreter (the peers' venv) instead of this one.
+    """
     with TempHome() as home:
         settle_io()
         proc = subprocess.run(
-            [PYTHON, str(BENCH / f"{module}.py"), "--child", variant, json.dumps(params or {})],
+            [python or PYTHON, str(BENCH / f"{module}.py"), "--child", variant,
+             json.dumps(params or {})],
             capture_output=True, text=True, env=child_env(home), cwd=str(REPO), timeout=timeout,
         )
     if proc.returncode != 0:
@@ -103,7 +107,8 @@ def run_child(module: str, variant: str, params: dict[str, Any] | None = None,
             f"benchmark child {module} {variant} failed (exit {proc.returncode}):\n"
             f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
         )
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    # The last JSON line: a peer system may log to stdout after it (Prefect's shutdown).
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1])
 
 

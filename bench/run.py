@@ -30,28 +30,30 @@ import _harness
 import adapter_overhead
 import checkpoint_overhead
 import memory
+import peers
 import resume
 import startup
 
+#: Figures run by default; `peers` (DBOS and Prefect, installed from PyPI) only with --peers.
 FIGURES = ("overhead", "resume", "startup", "memory", "adapter")
+ALL_FIGURES = (*FIGURES, "peers")
 #: Figures that need an optional extra: (module it needs, how to install it).
 NEEDS = {"adapter": ("pydantic_ai", "pip install 'kitaru[pydantic-ai]'")}
 #: Repeats per figure: (full, quick).
 REPEATS = {"overhead": (9, 3), "resume": (5, 3), "startup": (15, 5), "memory": (5, 3),
-           "adapter": (5, 3)}
-#: Per-step costs the issue quotes for other systems. Cited, never measured here.
-CITED_MS_PER_STEP = {
-    "DBOS (SQLite)": 2.5,
-    "Prefect": 5.0,
-    "ZenML-based Kitaru": 180.0,
-}
+           "adapter": (5, 3), "peers": (6, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (same workloads)")
     parser.add_argument("--repeat", type=int, help="repeats per figure (overrides the defaults)")
-    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(FIGURES)}")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(ALL_FIGURES)}")
+    parser.add_argument("--peers", action="store_true",
+                        help="also measure DBOS and Prefect on the same flow (installs them from PyPI "
+                        "into --peers-venv on first use)")
+    parser.add_argument("--peers-venv", default=str(peers.DEFAULT_VENV),
+                        help="virtual environment for DBOS and Prefect (default: bench/.peers-venv)")
     parser.add_argument("--output", default=str(Path(__file__).with_name("results.json")),
                         help="where to write the JSON results (default: bench/results.json)")
     parser.add_argument("--tmpdir", default=str(_harness.DEFAULT_TEMP_ROOT),
@@ -59,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _harness.set_temp_root(args.tmpdir)
     chosen = [f.strip() for f in args.only.split(",")] if args.only else list(FIGURES)
-    unknown = [f for f in chosen if f not in FIGURES]
+    if args.peers and "peers" not in chosen:
+        chosen.append("peers")
+    unknown = [f for f in chosen if f not in ALL_FIGURES]
     if unknown:
-        parser.error(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
+        parser.error(f"unknown figure {unknown[0]!r}; choose from {', '.join(ALL_FIGURES)}")
 
     def reps(fig: str) -> int:
         return args.repeat or REPEATS[fig][1 if args.quick else 0]
@@ -76,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": lambda: startup.run(repeat=reps("startup")),
         "memory": lambda: memory.run(repeat=reps("memory")),
         "adapter": lambda: adapter_overhead.run(repeat=reps("adapter")),
+        "peers": lambda: peers.run(repeat=reps("peers"), venv=Path(args.peers_venv)),
     }
     failed = False
     for fig in chosen:
@@ -93,13 +98,30 @@ def main(argv: list[str] | None = None) -> int:
             results["figures"][fig] = {"failed": str(exc).strip().splitlines()[0]}
     results["elapsed_s"] = time.perf_counter() - started
     results["load_average_after"] = _load()
-    results["cited_not_measured_ms_per_step"] = CITED_MS_PER_STEP
 
     _harness.remove_homes()
     print(render(results))
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.output}")
     return 1 if failed else 0
+
+
+def peers_markdown(f: dict[str, Any]) -> str:
+    """Figure (g) as the Markdown table the READMEs show."""
+    names = {"kitaru": "kitaru", "dbos": "DBOS", "prefect": "Prefect"}
+    store = {"kitaru": "local stack (SQLite WAL + folder)", "dbos": "SQLite system database",
+             "prefect": "ephemeral local server, SQLite; `persist_result=True`"}
+    lines = [
+        f"| system | version | state | per step ({f['steps']} steps of {f['output_bytes']} B) "
+        "| vs kitaru |",
+        "|---|---|---|---|---|",
+    ]
+    for system in peers.SYSTEMS:
+        lines.append(
+            f"| {names[system]} | {f['versions'][system]} | {store[system]} | "
+            f"{f['per_step_s'][system] * 1e3:.2f} ms | {f['ratio_to_kitaru'][system]:.1f}x |"
+        )
+    return "\n".join(lines)
 
 
 def _missing_extra(fig: str) -> str | None:
@@ -123,7 +145,8 @@ def render(results: dict[str, Any]) -> str:
     def ok(met: bool) -> str:
         return "met" if met else "MISSED"
 
-    labels = {"overhead": "(a)", "resume": "(b)", "startup": "(c)", "memory": "(d)", "adapter": "(e)"}
+    labels = {"overhead": "(a)", "resume": "(b)", "startup": "(c)", "memory": "(d)", "adapter": "(e)",
+              "peers": "(g)"}
     notes = [f"{labels[fig]} {fig} {state}: {f[state]}" for fig, f in figs.items()
              for state in ("skipped", "failed") if state in f]
     figs = {fig: f for fig, f in figs.items() if not ({"skipped", "failed"} & f.keys())}
@@ -179,6 +202,13 @@ def render(results: dict[str, Any]) -> str:
         rows.append(("(e) bare agent, per extra tool-call turn", ms(bare_turn), "", "", ""))
         rows.append(("(e) KitaruAgent overhead per tool-call turn", ms(f["per_tool_call_s"]),
                      f"{f['per_tool_call_s'] / bare_turn:.2f}x bare", "reported", ""))
+    if "peers" in figs:
+        f = figs["peers"]
+        per, ver = f["per_step_s"], f["versions"]
+        what = {"kitaru": "local stack", "dbos": "SQLite", "prefect": "ephemeral server, SQLite"}
+        for system in peers.SYSTEMS:
+            rows.append((f"(g) {system} {ver[system]} ({what[system]}), per step of {f['steps']}",
+                         ms(per[system]), f"{f['ratio_to_kitaru'][system]:.1f}x kitaru", "", ""))
     header = ("figure", "value", "vs baseline", "target", "")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
@@ -186,10 +216,9 @@ def render(results: dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines += notes
     lines.append("")
-    lines.append("Cited, not measured (per-step figures quoted in the issue, other systems, other "
-                 "machines):")
-    for name, value in CITED_MS_PER_STEP.items():
-        lines.append(f"  {name:22} {value:g} ms per step   (cited, not measured)")
+    if "peers" in figs:
+        lines.append("")
+        lines.append(peers_markdown(figs["peers"]))
     m = results["machine"]
     lines.append("")
     lines.append(f"machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, "
