@@ -12,6 +12,12 @@ One child process measures every variant, round-robin, several rounds:
 - `kitaru-strict`: the same on a stack with `durability: strict` (records survive a power
   loss: SQLite synchronous=FULL, blobs and folders fsynced).
 
+Each variant is also timed in CPU seconds of the child process (all threads; `process_time`),
+reported beside the wall time: on a machine where other work takes the CPUs, the wall time of a
+run that spans several scheduler slices grows with the load while a short floor loop may not,
+and CPU time shows the work itself. (CPU time leaves out waiting for the disk, so for the
+strict floor, whose cost is the fsync, only the wall time means anything.)
+
 Every variant writes its own SQLite file in the same folder (the child's kitaru home), in
 the same process and minutes, so the floors see the disk, the Python and the SQLite the
 flows see. Overhead per checkpoint = (variant time - plain loop time) / n. The ratios are
@@ -41,11 +47,17 @@ def run(*, repeat: int, n: int = 200, processes: int = 3) -> dict[str, Any]:
     processes = max(1, min(processes, repeat))
     rounds_each = [repeat // processes + (1 if i < repeat % processes else 0) for i in range(processes)]
     samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for rounds in rounds_each:
         child = run_child(NAME, "all", {"n": n, "rounds": rounds})
         for v in VARIANTS:
             samples[v].extend(child["seconds"][v])
-    return summarize(samples, n=n, repeat=repeat, processes=processes)
+            cpu[v].extend(child["cpu_seconds"][v])
+    result = summarize(samples, n=n, repeat=repeat, processes=processes)
+    cpu_result = summarize(cpu, n=n, repeat=repeat, processes=processes)
+    result["cpu"] = {k: cpu_result[k] for k in
+                     ("samples", "per_checkpoint_s", "ratio_samples", "ratio_to_floor")}
+    return result
 
 
 def summarize(samples: dict[str, list[float]], *, n: int, repeat: int, processes: int) -> dict[str, Any]:
@@ -132,31 +144,35 @@ def _all(params: dict[str, Any]) -> dict[str, Any]:
         "floor-full": _Floor(os.path.join(home, "floor-full.db"), "FULL"),
     }
 
-    def measure(variant: str, start: int) -> float:
+    def measure(variant: str, start: int) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of this process, all its threads)."""
+        cpu = time.process_time()
+        began = time.perf_counter()
         if variant == "plain":
-            began = time.perf_counter()
             total = plain_loop(n, start)
         elif variant in floors:
-            began = time.perf_counter()
             floors[variant].loop(n, start)
-            return time.perf_counter() - began
+            total = expected_total(n, start)
         else:
             stack = strict if variant == "kitaru-strict" else None
-            began = time.perf_counter()
             total = chain.run(n, start, stack=stack).wait()
         seconds = time.perf_counter() - began
+        cpu_seconds = time.process_time() - cpu
         assert total == expected_total(n, start)
-        return seconds
+        return seconds, cpu_seconds
 
     # Warm up with other values: imports, the stacks, the schemas, the blob folders.
     for variant in VARIANTS:
         measure(variant, WARM_UP_START)
     samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for r in range(rounds):
         # Fresh values every round: artifacts are content-addressed.
         for variant in VARIANTS:
-            samples[variant].append(measure(variant, (r + 1) * 1_000_000))
-    return {"seconds": samples}
+            seconds, cpu_seconds = measure(variant, (r + 1) * 1_000_000)
+            samples[variant].append(seconds)
+            cpu[variant].append(cpu_seconds)
+    return {"seconds": samples, "cpu_seconds": cpu}
 
 
 def _register_strict_stack() -> str:

@@ -164,6 +164,13 @@ def render(results: dict[str, Any]) -> str:
         for mode in ("kitaru-default", "kitaru-strict"):
             rows.append((f"(a) {mode} overhead per checkpoint", ms(per[mode]),
                          f"{ratio[mode]:.2f}x {f['floors'][mode]}", f["targets"][mode], ok(met[mode])))
+        if "cpu" in f:
+            cpu = f["cpu"]
+            rows.append(("(a) CPU time: floor-normal, per step", ms(cpu["per_checkpoint_s"]["floor-normal"]),
+                         "1.00x", "", ""))
+            rows.append(("(a) CPU time: kitaru-default, per checkpoint",
+                         ms(cpu["per_checkpoint_s"]["kitaru-default"]),
+                         f"{cpu['ratio_to_floor']['kitaru-default']:.2f}x floor-normal", "reported", ""))
     if "resume" in figs:
         f = figs["resume"]
         per, n = f["per_checkpoint_s"], f["n"]
