@@ -31,7 +31,7 @@ from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
 from ..status import CallStatus
 from .artifacts import ensure_blob, new_id
 from .handles import OutputHandle
-from .protocol import PROTOCOL_VERSION, task_name, task_prefix, worker_argv
+from .protocol import task_name, task_prefix, task_spec, worker_argv
 
 if TYPE_CHECKING:
     from .execution import ExecutionContext
@@ -60,7 +60,7 @@ def run_isolated(
     while True:
         # A task from an earlier runner of this execution: its result, or the task itself.
         task = call.task
-        inherited = task is not None and task.get("handle") is not None
+        inherited = task is not None  # its handle, or only the intent if that runner died in submit
         if task is None:
             call.attempts += 1  # also names the task, so each submission has its own
             request = _request(ctx, spec, call, call.attempts)
@@ -185,32 +185,19 @@ def _write_spec(
     inputs: list[ArtifactRecord],
     request: TaskRequest,
 ) -> None:
-    from .. import __version__
-
     store = ctx.store
     by_name = {a.name: a for a in inputs}
     bound = spec.bind(args, kwargs)
     for name in bound:
         ensure_blob(store, by_name[name])  # the worker reads the store, never the registry
-    positional = list(bound) == [f"arg{i}" for i in range(len(bound))] and bool(bound)
-    task_spec = {
-        "version": PROTOCOL_VERSION,
-        "kitaru": __version__,
-        "python": list(sys.version_info[:2]),
-        "exec_id": ctx.exec_id,
-        "call_id": call.call_id,
-        "checkpoint": spec.name,
-        "attempt": call.attempts,
-        "task_name": request.task_name,
-        "prefix": task_prefix(ctx.exec_id, call.call_id, call.attempts),
-        "function": function_reference(spec.fn, store),
-        "inputs": {
-            name: {"key": by_name[name].key, "serializer": by_name[name].serializer}
-            for name in bound
-        },
-        "positional": positional,
-    }
-    store.write_file(request.spec_key, json.dumps(task_spec).encode())
+    document = task_spec(
+        exec_id=ctx.exec_id, call_id=call.call_id, checkpoint=spec.name, attempt=call.attempts,
+        task_name=request.task_name, prefix=task_prefix(ctx.exec_id, call.call_id, call.attempts),
+        function=function_reference(spec.fn, store),
+        inputs={name: {"key": by_name[name].key, "serializer": by_name[name].serializer} for name in bound},
+        positional=list(bound) == [f"arg{i}" for i in range(len(bound))] and bool(bound),
+    )
+    store.write_file(request.spec_key, json.dumps(document).encode())
 
 
 def _follow(

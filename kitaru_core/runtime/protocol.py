@@ -53,6 +53,45 @@ def task_prefix(exec_id: str, call_id: str, attempt: int) -> str:
     return f"tasks/{exec_id}/{call_id.replace('#', '-')}/{attempt}"
 
 
+def task_spec(
+    *,
+    exec_id: str,
+    call_id: str,
+    checkpoint: str,
+    attempt: int,
+    task_name: str,
+    prefix: str,
+    function: dict[str, Any],
+    inputs: dict[str, dict[str, str]],
+    positional: bool,
+) -> dict[str, Any]:
+    """The spec.json document of one attempt, stamped with this process's versions.
+
+    `function` is `{"module", "qualname"}` (plus `code_package`, `root`, or `pickled` with
+    its versions, see `runtime.isolated.function_reference`); `inputs` maps parameter names
+    to `{"key", "serializer"}` of blobs already in the store; `positional` passes them in
+    order instead of by name.
+    """
+    import sys
+
+    from .. import __version__
+
+    return {
+        "version": PROTOCOL_VERSION,
+        "kitaru": __version__,
+        "python": list(sys.version_info[:2]),
+        "exec_id": exec_id,
+        "call_id": call_id,
+        "checkpoint": checkpoint,
+        "attempt": attempt,
+        "task_name": task_name,
+        "prefix": prefix,
+        "function": function,
+        "inputs": inputs,
+        "positional": positional,
+    }
+
+
 def worker_argv(store_flavor: str, store_config: dict[str, Any], spec_key: str) -> tuple[str, ...]:
     """The worker's arguments after the interpreter (`python <argv>`)."""
     return (

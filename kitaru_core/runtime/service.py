@@ -20,10 +20,11 @@ from ..errors import (
     KitaruDivergenceError,
     KitaruError,
     ResumeFailedError,
+    TaskError,
     WaitInputError,
 )
 from ..records import ExecutionRecord
-from ..status import ExecutionStatus
+from ..status import CallStatus, ExecutionStatus
 from .artifacts import new_id, read_value, write_value
 from .execution import FlowSuspended, run_flow_body
 from .loader import flow_reference, load_flow
@@ -287,9 +288,18 @@ def launch(
     image = load_options(record, stack).get("image")
     if image:  # the run's `image` option, for an orchestrator that starts runners in containers
         env[RUN_IMAGE_ENV] = json.dumps(image)
-    return stack.orchestrator.launch(
+    handle = stack.orchestrator.launch(
         record.exec_id, command=command, env=env, cwd=record.flow_ref.get("cwd")
     )
+    if stack.orchestrator.locality == "network":
+        # Where `kitaru executions cancel` finds a runner it cannot signal itself.
+        stack.artifact_store.write_file(runner_handle_path(record.exec_id), json.dumps(handle or {}).encode())
+    return handle
+
+
+def runner_handle_path(exec_id: str) -> str:
+    """The store file holding the handle of an execution's remotely launched runner."""
+    return f"runners/{exec_id}.json"
 
 
 def resume_background(stack: Stack, exec_id: str, *, mode: str = "resume") -> ExecutionRecord:
@@ -521,7 +531,40 @@ def cancel(stack: Stack, exec_id: str) -> ExecutionRecord:
     )
     if not ok:
         return cancel(stack, exec_id)
+    stop_remote_work(stack_for_record(record, stack), record.exec_id)
     return registry.get_execution(record.exec_id)
+
+
+def stop_remote_work(stack: Stack, exec_id: str) -> None:
+    """Cancel, through their components, the isolated tasks of an execution's running calls
+    and its remotely launched runner, so that cancelled work stops (and stops billing).
+
+    A local runner also notices the cancel at its next step and cancels its task itself;
+    cancelling twice is harmless. Raises `TaskError` naming what could not be stopped.
+    """
+    problems: list[str] = []
+    calls = [c for c in stack.registry.get_calls(exec_id)
+             if c.status == CallStatus.RUNNING.value and c.task and c.task.get("handle")]
+    if calls:
+        target = stack.execution_target
+        for call in calls:
+            try:
+                target.cancel(call.task["handle"])
+            except Exception as exc:
+                problems.append(f"task {call.task.get('name') or call.call_id}: {exc}")
+    orchestrator = stack.orchestrator
+    if orchestrator.locality == "network":
+        raw = stack.artifact_store.read_file(runner_handle_path(exec_id))
+        if raw:
+            try:
+                orchestrator.cancel(json.loads(raw))
+            except Exception as exc:
+                problems.append(f"runner: {exc}")
+    if problems:
+        raise TaskError(
+            f"execution {exec_id} is cancelled, but some of its work could not be stopped ("
+            + "; ".join(problems) + "); stop it on the execution target / orchestrator"
+        )
 
 
 def environment_stack() -> Stack:

@@ -29,16 +29,21 @@ from .base import ComponentConformance, build_component  # noqa: E402
 from .caps import StoreCaps  # noqa: E402
 from .plugin import backend_unavailable  # noqa: E402
 from .suites.artifact_store import ArtifactStoreConformance  # noqa: E402
+from .suites.execution_target import ExecutionTargetConformance  # noqa: E402
+from .suites.orchestrator import OrchestratorConformance  # noqa: E402
 from .suites.registry import RegistryConformance  # noqa: E402
 
 #: Grows by one with every new mandatory test (changelog in docs/plugins.md): 2, registry inputs
-#: commit with their execution and housekeeping; 3, the ArtifactStore suite.
-SUITE_VERSION = 3
+#: commit with their execution and housekeeping; 3, the ArtifactStore suite; 4, the
+#: ExecutionTarget and Orchestrator suites.
+SUITE_VERSION = 4
 
 __all__ = [
     "SUITE_VERSION",
     "ArtifactStoreConformance",
     "ComponentConformance",
+    "ExecutionTargetConformance",
+    "OrchestratorConformance",
     "RegistryConformance",
     "StoreCaps",
     "backend_unavailable",

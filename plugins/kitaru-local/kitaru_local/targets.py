@@ -142,6 +142,18 @@ class ProcessTarget(ExecutionTarget):
             return TaskState("failed", "the task ran past its timeout and was stopped")
         return TaskState("running")
 
+    def watch(self, handle: dict[str, Any], timeout: float) -> TaskState | None:
+        """For a worker this instance started: wait up to `timeout` for it to exit."""
+        child = self._children.get(int(handle["pid"]))
+        if child is None:
+            return None
+        deadline = handle.get("deadline")
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, float(deadline) - time.time()))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=timeout)
+        return self.poll(handle)
+
     def cancel(self, handle: dict[str, Any]) -> None:
         import signal
 
