@@ -152,3 +152,7 @@ class ArtifactStoreError(KitaruError):
 
 class ResourceError(ConfigError):
     """An execution target cannot provide the resources, image or options a task asks for."""
+
+
+class ResumeWarning(UserWarning):
+    """A run that no other process will be able to resume (its flow can't be imported)."""

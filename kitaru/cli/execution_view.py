@@ -79,10 +79,23 @@ def render(e: Any, *, calls: int | None, full: bool) -> None:
                   f"(schema: {schema})", markup=True)
         out.print(f"  answer it: kitaru executions input {e.exec_id} --wait {w.name} --value VALUE",
                   markup=False)
-    if e.failure:
+    if e.failure and e.failure.get("resume_failed"):
+        _print_resume_failure(out, e.exec_id, e.failure)
+    elif e.failure:
         f = e.failure
         out.print(f"[bold red]failure[/bold red] in {f.get('call_id') or 'the flow body'}: ", end="")
         out.print(f"{(f.get('type') or '').rsplit('.', 1)[-1]}: {f.get('message')}", markup=False)
+
+
+def _print_resume_failure(out: Any, exec_id: str, f: dict[str, Any]) -> None:
+    """A resume launched in the background could not start the flow: why, where, and the fix."""
+    out.print("[bold red]resume failed[/bold red]: ", end="")
+    out.print(f"{(f.get('type') or '').rsplit('.', 1)[-1]}: {f.get('message')}", markup=False,
+              soft_wrap=True)
+    if f.get("log"):
+        out.print(f"  runner log: {f['log']}", markup=False, soft_wrap=True)
+    fix = f.get("fix") or f"fix the cause, then run `kitaru executions resume {exec_id}`"
+    out.print(f"  fix: {fix}", markup=False, soft_wrap=True)
 
 
 def as_json(e: Any, *, full: bool) -> dict[str, Any]:

@@ -73,6 +73,8 @@ def _note(e: Any) -> str:
         return "owner gone: resumable"
     if e.original_exec_id:
         return f"replay of {short_id(e.original_exec_id)}"
+    if e.failure and e.failure.get("resume_failed"):
+        return "resume failed: see `executions get`"
     if e.failure:
         return (e.failure.get("type") or "").rsplit(".", 1)[-1]
     return ""

@@ -778,12 +778,15 @@ def run_flow_body(
     Returns the flow's result; raises FlowSuspended when a wait timed out, and the
     flow's own exception when it failed (after recording it).
     """
+    from . import termination
+
     registry = stack.registry
     try:
         ctx = ExecutionContext(record, stack, owner)
     except BaseException as exc:  # the record could not even be read: nothing ran
         _abandon(registry, record.exec_id, owner, exc)
         raise
+    termination.track(ctx)  # SIGTERM at a wait suspends it cleanly
     ctx.run_cache = flow.cache
     token = current_execution.set(ctx)
     cap, cap_token = capture.start(None)

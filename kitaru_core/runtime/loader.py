@@ -27,6 +27,23 @@ def flow_reference(fn: Any) -> dict[str, Any]:
     return ref
 
 
+def not_importable_reason(fn: Any) -> str | None:
+    """Why another process could not import flow function `fn` (None: it can).
+
+    A flow defined in `python -c`, a notebook cell, stdin or an interactive
+    session lives in a `__main__` with no file to import it from. (A flow defined
+    inside a function is refused by `load_flow` with its own message; kitaru's
+    adapters make such flows on purpose and resume them in their own process.)
+    """
+    if getattr(fn, "__module__", None) != "__main__":
+        return None
+    code = getattr(fn, "__code__", None)
+    file = code.co_filename if code is not None else None
+    if file and os.path.exists(file):
+        return None
+    return "in `python -c`, a notebook or an interactive session"
+
+
 _importing = 0
 
 
@@ -42,6 +59,12 @@ def load_flow(ref: dict[str, Any]) -> FlowSpec:
         raise KitaruError(
             f"flow {qualname!r} is defined inside a function, so a new process cannot import "
             "it; define the flow at module level to resume it from another process"
+        )
+    if ref.get("module") == "__main__" and not ref.get("file"):
+        raise KitaruError(
+            f"flow {qualname!r} was defined in `python -c`, a notebook or an interactive "
+            "session, so no other process can import it; define it in a .py file (or a "
+            "module) and start a new run to be able to resume it"
         )
     global _importing
     _importing += 1

@@ -157,6 +157,22 @@ def start_run(
     flow: FlowSpec, stack: Stack, args: tuple[Any, ...], kwargs: dict[str, Any], **extra: Any
 ) -> tuple[ExecutionRecord, InProcessRun | None]:
     """Create an execution and start its body, here (thread) or through the orchestrator."""
+    from . import termination
+    from .loader import not_importable_reason
+
+    reason = not_importable_reason(flow.fn)
+    if reason is not None:
+        import warnings
+
+        from ..errors import ResumeWarning
+
+        warnings.warn(
+            f"flow {flow.name!r} was defined {reason}, so another process cannot import it: "
+            "this execution can't be resumed after its process ends (a wait that suspends, a "
+            "crash). Define the flow in a .py file to make it resumable",
+            ResumeWarning, stacklevel=3,
+        )
+    termination.install()
     orchestrator = stack.orchestrator
     if orchestrator.in_process:
         record = create_execution(flow, stack, args, kwargs, owner=self_owner(), **extra)
