@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -52,7 +53,12 @@ class FlowHandle:
         deadline = None if timeout is None else time.monotonic() + timeout
         run = self._run
         if run is not None:
-            if not run.join(timeout):
+            try:
+                joined = run.join(timeout)
+            except KeyboardInterrupt:
+                self._suspend_at_interrupt()
+                raise
+            if not joined:
                 raise self._timed_out(timeout)
             if run.error is not None:
                 self._raise_failed(run.error)
@@ -72,6 +78,22 @@ class FlowHandle:
             if deadline is not None and time.monotonic() >= deadline:
                 raise self._timed_out(timeout)
             time.sleep(_POLL_SECONDS)
+
+    def _suspend_at_interrupt(self) -> None:
+        """Ctrl-C while the body waits for input (at the prompt or polling): suspend the
+        execution (it stays `waiting`) before the interrupt ends the program."""
+        from kitaru_core.runtime import termination
+
+        ctx = termination.live_body(self.exec_id)
+        name = None if ctx is None else ctx.at_wait
+        if name is None:
+            return
+        ctx.suspend_requested.set()
+        # Not run.join(): a join that KeyboardInterrupt broke off may think the thread ended.
+        ctx.ended.wait(termination.GRACE_SECONDS)
+        if ctx.suspended:
+            sys.stderr.write(f"[kitaru] execution {self.exec_id} suspended at wait {name!r}; answer it "
+                             f"with `kitaru executions input {self.exec_id} --wait {name}`\n")
 
     def _timed_out(self, timeout: float | None) -> WaitTimeoutError:
         """The error for a `wait(timeout=)` that ended first: what the execution is doing."""

@@ -13,6 +13,7 @@ from ..records import WaitRecord
 from .execution import FlowSuspended, require_flow_context
 
 _POLL_SECONDS = 0.2
+_PROMPT_CHECK_SECONDS = 0.2  # how often a prompt checks for a suspension or an answer
 _NO_SCHEMA = object()
 
 
@@ -222,7 +223,12 @@ def _short_errors(exc: Any) -> str:
 
 
 def _maybe_prompt(ctx: Any, wait: WaitRecord, schema: Any) -> Any:
-    """Ask at the terminal when the run is local and interactive; else `_NO_SCHEMA`."""
+    """Ask at the terminal when the run is local and interactive; else `_NO_SCHEMA`.
+
+    Empty input (where the wait needs a value), end of input (Ctrl-D) and Ctrl-C
+    suspend the execution at once: it stays `waiting` for `kitaru executions input`.
+    An input given from another process meanwhile ends the prompt too.
+    """
     if os.environ.get("KITARU_INTERACTIVE", "1") in ("0", "false"):
         return _NO_SCHEMA
     stdin = sys.stdin
@@ -232,8 +238,19 @@ def _maybe_prompt(ctx: Any, wait: WaitRecord, schema: Any) -> Any:
         return _NO_SCHEMA
     hint = "y/n" if schema is bool else ("Enter to continue" if schema is None else "JSON")
     while True:
-        text = input(f"[kitaru] {wait.question or wait.name} ({hint}; empty to suspend): ").strip()
-        if not text and schema is not None:
+        try:
+            text = _read_answer(ctx, wait, f"[kitaru] {wait.question or wait.name} "
+                                           f"({hint}; empty to suspend): ")
+        except (EOFError, KeyboardInterrupt):
+            text = None
+        if text is _ANSWERED_ELSEWHERE:
+            print(f"\n[kitaru] wait {wait.name!r} was answered elsewhere", flush=True)
+            return _NO_SCHEMA  # the poll takes it
+        if text is None or (not text and schema is not None):
+            ctx.suspend_requested.set()
+            print(f"\n[kitaru] suspending execution {ctx.exec_id}; answer it later with "
+                  f"`kitaru executions input {ctx.exec_id} --wait {wait.name} --value VALUE`",
+                  flush=True)
             return _NO_SCHEMA
         value: Any
         if schema is None:
@@ -253,3 +270,29 @@ def _maybe_prompt(ctx: Any, wait: WaitRecord, schema: Any) -> Any:
         if ctx.registry.answer_wait(ctx.exec_id, wait.name, stored):
             return _coerce(schema, stored)
         return _NO_SCHEMA
+
+
+_ANSWERED_ELSEWHERE: Any = object()
+
+
+def _read_answer(ctx: Any, wait: WaitRecord, prompt: str) -> Any:
+    """One line from the terminal (stripped); None once the execution is asked to suspend,
+    `_ANSWERED_ELSEWHERE` when an input for this wait arrived from another process.
+
+    Raises EOFError at the end of input (Ctrl-D), KeyboardInterrupt on Ctrl-C.
+    """
+    import select
+
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], _PROMPT_CHECK_SECONDS)
+        if ready:
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            return line.strip()
+        if ctx.suspend_requested.is_set():
+            return None
+        if _answer(ctx, wait.name) is not None:
+            return _ANSWERED_ELSEWHERE

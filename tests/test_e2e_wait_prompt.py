@@ -1,0 +1,76 @@
+"""The interactive wait prompt: end of input (Ctrl-D) and Ctrl-C suspend the execution
+(`waiting`, its wait pending, its process gone) instead of failing it."""
+
+from __future__ import annotations
+
+import os
+import pty
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from e2e_flows.harness import wait_for_status
+
+from kitaru import KitaruClient
+
+pytestmark = pytest.mark.slow
+
+PROMPT_FLOW = '''
+import sys
+from kitaru import flow, wait
+
+
+@flow
+def asked() -> str:
+    return "yes" if wait(name="ok", question="Proceed?", schema=bool, timeout=600) else "no"
+
+
+if __name__ == "__main__":
+    handle = asked.run()
+    print("EXEC", handle.exec_id, flush=True)
+    if sys.argv[1] == "wait":
+        print("RESULT", handle.wait(), flush=True)
+'''
+
+
+def run_at_a_terminal(script: Path, mode: str, keys: bytes) -> tuple[str, str]:
+    """Run `script` with a terminal; once it prompts, type `keys`; (exec id, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal of its own, kitaru allowed to prompt
+        os.environ["KITARU_INTERACTIVE"] = "1"
+        os.execv(sys.executable, [sys.executable, str(script), mode])
+    out = b""
+    deadline = time.monotonic() + 60
+    while b"Proceed?" not in out:
+        assert time.monotonic() < deadline, out
+        out += os.read(fd, 4096)
+    os.write(fd, keys)
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    os.close(fd)
+    text = out.decode(errors="replace")
+    return text.split("EXEC ")[1].split()[0], text
+
+
+@pytest.mark.parametrize(("mode", "keys"), [("exit", b"\x04"), ("wait", b"\x03")],
+                         ids=["ctrl-d", "ctrl-c"])
+def test_ctrl_d_and_ctrl_c_at_the_prompt_suspend(tmp_path: Path, mode: str, keys: bytes) -> None:
+    script = tmp_path / "asked_flow.py"
+    script.write_text(PROMPT_FLOW)
+    exec_id, out = run_at_a_terminal(script, mode, keys)
+    assert "suspending execution" in out, out
+    record = KitaruClient()._stack.registry.get_execution(exec_id)
+    assert (record.status, record.owner, record.failure) == ("waiting", None, None), out
+    assert KitaruClient().executions.get(exec_id).pending_wait.name == "ok"
+    from conftest import run_cli
+
+    assert run_cli("executions", "input", exec_id, "--value", "true").returncode == 0
+    assert wait_for_status(exec_id, {"completed", "failed"}).status.value == "completed"
