@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import pty
+import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -39,25 +41,35 @@ def run_at_a_terminal(script: Path, mode: str, keys: bytes) -> tuple[str, str]:
     pid, fd = pty.fork()
     if pid == 0:  # the child: a terminal of its own, kitaru allowed to prompt
         os.environ["KITARU_INTERACTIVE"] = "1"
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a test runner's worker may ignore it
         os.execv(sys.executable, [sys.executable, str(script), mode])
     out = b""
     deadline = time.monotonic() + 60
-    while b"Proceed?" not in out:
-        assert time.monotonic() < deadline, out
-        out += os.read(fd, 4096)
-    os.write(fd, keys)
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.waitpid(pid, 0)
-    os.close(fd)
+    try:
+        while b"Proceed?" not in out:
+            out += _read(fd, deadline, out)
+        os.write(fd, keys)
+        while True:
+            try:
+                chunk = _read(fd, deadline, out)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
     text = out.decode(errors="replace")
     return text.split("EXEC ")[1].split()[0], text
+
+
+def _read(fd: int, deadline: float, so_far: bytes) -> bytes:
+    ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+    assert ready, f"the prompt flow did not answer in time; its output:\n{so_far!r}"
+    return os.read(fd, 4096)
 
 
 @pytest.mark.parametrize(("mode", "keys"), [("exit", b"\x04"), ("wait", b"\x03")],
