@@ -117,3 +117,26 @@ def test_following_a_7s_task_costs_a_handful_of_store_and_target_requests(
     assert 3 <= counts["polls"] <= 10, counts
     assert counts["polls"] <= counts["result_reads"]
     assert os.environ.get("KITARU_HOME")
+
+
+@checkpoint(runtime="isolated")
+def read_package_data() -> list[str]:
+    here = Path(__file__).resolve().parent
+    return [str(here), (here / "e2e_flows" / "README.md").read_text()]
+
+
+@flow
+def reads_package_data() -> list[str]:
+    return read_package_data().load()
+
+
+def test_package_data_next_to_the_code_reaches_the_worker(tmp_path: Path) -> None:
+    from kitaru_core.stack import StackStore
+
+    stack = tmp_path / "iso.yaml"
+    stack.write_text("name: iso-data\nexecution_target: {flavor: process}\n")
+    StackStore().register(stack)
+    folder, text = reads_package_data.run(stack="iso-data").wait(timeout=120)
+    here = Path(__file__).resolve().parent
+    assert Path(folder) != here  # the worker ran from the unpacked code package
+    assert text == (here / "e2e_flows" / "README.md").read_text()

@@ -240,3 +240,52 @@ def test_the_inline_target_takes_no_requests() -> None:
     with pytest.raises(TaskError):
         target.submit(TaskRequest("t", "k", (), {}))
     assert target.find("t") is None
+
+
+# -- the worker ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field, value", [("kitaru", "0.0.1"), ("python", [2, 7]), ("version", 1)])
+def test_the_worker_refuses_a_spec_from_other_versions_in_one_line(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    from kitaru_core import worker
+    from kitaru_core.runtime.protocol import task_spec
+
+    config = {"root": str(tmp_path / "store")}
+    store = worker.build_store("local", config)
+    spec = task_spec(exec_id=EXEC, call_id="echo#1", checkpoint="echo", attempt=1,
+                     task_name=task_name(EXEC, "echo#1", 1), prefix="tasks/e/echo-1/1",
+                     function={"module": "kitaru_core.testing.tasks", "qualname": "echo"},
+                     inputs={}, positional=False)
+    spec[field] = value
+    store.write_file("tasks/e/echo-1/1/spec.json", json.dumps(spec).encode())
+    argv = worker_argv("local", config, "tasks/e/echo-1/1/spec.json")
+    assert worker.main(list(argv[2:])) == 1
+    result = json.loads(store.read_file("tasks/e/echo-1/1/result.json"))
+    assert result["status"] == "error" and result["retryable"] is False
+    message = result["error"]["message"]
+    assert "runner has" in message and "kitaru image dockerfile" in message and "\n" not in message
+
+
+def test_the_worker_reads_its_spec_through_the_store_plugin(tmp_path: Path) -> None:
+    from kitaru_core import worker
+    from kitaru_core.runtime.protocol import task_spec
+    from kitaru_core.serializers import deserialize, serialize
+
+    config = {"root": str(tmp_path / "store")}
+    store = worker.build_store("local", config)
+    data, serializer = serialize({"q": 7})
+    key = __import__("hashlib").sha256(data).hexdigest()
+    store.put_blob(data, key)
+    spec = task_spec(exec_id=EXEC, call_id="echo#1", checkpoint="echo", attempt=1,
+                     task_name=task_name(EXEC, "echo#1", 1), prefix="p/1",
+                     function={"module": "kitaru_core.testing.tasks", "qualname": "echo"},
+                     inputs={"value": {"key": key, "serializer": serializer}}, positional=False)
+    store.write_file("p/1/spec.json", json.dumps(spec).encode())
+    assert worker.main(list(worker_argv("local", config, "p/1/spec.json")[2:])) == 0
+    out = json.loads(store.read_file("p/1/result.json"))["output"]
+    assert deserialize(store.get_blob(out["key"]), out["serializer"]) == {"q": 7}
+    # A spec key the store does not hold: a clear exit, nothing written.
+    assert worker.main(list(worker_argv("local", config, "p/2/spec.json")[2:])) == 2
+    assert store.read_file("p/2/result.json") is None

@@ -15,12 +15,10 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +28,7 @@ from ..interfaces import ExecutionTarget, Resources, TaskRequest
 from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
 from ..status import CallStatus
 from .artifacts import ensure_blob, new_id
+from .code_package import code_package
 from .handles import OutputHandle
 from .protocol import task_name, task_prefix, task_spec, worker_argv
 
@@ -38,9 +37,6 @@ if TYPE_CHECKING:
     from .specs import CheckpointSpec
 
 _FIRST_POLL = 0.1
-_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "site-packages", ".tox",
-              "build", "dist", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
-_MAX_PACKAGE_FILES = 5000
 
 
 def run_isolated(
@@ -278,13 +274,12 @@ def function_reference(fn: Any, store: Any) -> dict[str, Any]:
     root, module_name = module_root(module, file)
     if "pickled" not in ref:
         ref["module"] = module_name
-    package = code_package(root)
+    package = code_package(root)  # None for installed code: the task's image installs it too
     if package is not None:
         data, key = package
         store.put_blob(data, key)
         ref["code_package"] = key
-    ref["root"] = str(root)
-    return ref
+    return ref  # never the runner's own folder: a task elsewhere could not use it
 
 
 def _source_file(fn: Any) -> str | None:
@@ -322,34 +317,3 @@ def _main_module_name(path: Path) -> str:
     if name and name != "__main__" and origin and Path(origin).resolve() == path:
         return str(name)
     return "__main__"
-
-
-_package_cache: dict[str, tuple[bytes, str] | None] = {}
-
-
-def code_package(root: Path) -> tuple[bytes, str] | None:
-    """A deterministic zip of the *.py files under `root` and its sha256 (cached per process)."""
-    key = str(root)
-    if key in _package_cache:
-        return _package_cache[key]
-    if {"site-packages", "dist-packages"} & set(root.parts):
-        # Installed code: the worker's image installs it too; never zip an environment.
-        _package_cache[key] = None
-        return None
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py"))
-        if len(files) > _MAX_PACKAGE_FILES:
-            _package_cache[key] = None  # too big to ship: the worker uses `root` on its own disk
-            return None
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for f in files:
-            info = zipfile.ZipInfo(str(f.relative_to(root)), date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, f.read_bytes())
-    data = buf.getvalue()
-    result = (data, hashlib.sha256(data).hexdigest())
-    _package_cache[key] = result
-    return result
