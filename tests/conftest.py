@@ -43,6 +43,18 @@ def postgres_url(postgres_server: Any) -> str:
     return postgres_server.create_database()
 
 
+@pytest.fixture
+def kube_cluster(tmp_path: Path) -> Any:
+    """kmock's Kubernetes emulator on 127.0.0.1 with a controller that runs each Job's
+    command as a local process (tests/services/kube.py): yields (server, controller)."""
+    from services.kube import running_cluster
+
+    root = tmp_path / "kube"
+    root.mkdir()
+    with running_cluster(root) as cluster:
+        yield cluster
+
+
 # -- no test calls a real model provider ----------------------------------------------------------
 
 

@@ -1,0 +1,149 @@
+"""Create, inspect, delete and read the logs of kitaru's Jobs through the official client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kitaru_core.errors import TaskError
+from kitaru_core.interfaces import TaskState
+
+from .configs import KubernetesJobConfig
+from .manifests import JOB_LABEL
+
+# Pod-level reasons that mean the node, not the code, ended the task: kitaru may run it again.
+_LOST_POD_REASONS = {
+    "Evicted", "Preempting", "NodeLost", "Shutdown", "Terminated", "UnexpectedAdmissionError",
+}
+
+
+class JobClient:
+    """kitaru's Jobs in one namespace."""
+
+    def __init__(self, config: KubernetesJobConfig) -> None:
+        self.config = config
+        self._api: Any = None
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            from .client import api_client
+
+            self._api = api_client(self.config)
+        return self._api
+
+    def _batch(self) -> Any:
+        from kubernetes import client
+
+        return client.BatchV1Api(self.api)
+
+    def _core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api)
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create the Job, or find the one already created under its name (a repeated
+        submit after a crash); return its handle."""
+        from kubernetes.client.exceptions import ApiException
+
+        namespace = manifest["metadata"]["namespace"]
+        name = manifest["metadata"]["name"]
+        try:
+            job = self._batch().create_namespaced_job(namespace, manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise self._error(f"cannot create Job {namespace}/{name}", exc) from exc
+            job = self._batch().read_namespaced_job(name, namespace)
+        return {"namespace": namespace, "job": name, "uid": job.metadata.uid}
+
+    def state(self, handle: dict[str, Any]) -> TaskState:
+        """The Job's state; a Job that is gone is `lost`, a pod the node killed is `lost`
+        or `failed` with its reason."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            job = self._batch().read_namespaced_job(handle["job"], handle["namespace"])
+        except ApiException as exc:
+            if exc.status == 404:
+                return TaskState("lost", f"Job {handle['namespace']}/{handle['job']} is gone")
+            raise self._error(f"cannot read Job {handle['namespace']}/{handle['job']}", exc) from exc
+        status = job.status
+        conditions = {c.type: c for c in (status.conditions or []) if c.status == "True"} if status else {}
+        if "Complete" in conditions or (status and status.succeeded):
+            return TaskState("succeeded")
+        pod_verdict = self._pod_verdict(handle)
+        if pod_verdict is not None:
+            return pod_verdict
+        if "Failed" in conditions or (status and status.failed):
+            cond = conditions.get("Failed")
+            reason = f"{cond.reason}: {cond.message}" if cond is not None else "the pod failed"
+            return TaskState("failed", f"Job {handle['job']} failed ({reason})")
+        if status and status.active:
+            return TaskState("running")
+        return TaskState("pending")
+
+    def _pod_verdict(self, handle: dict[str, Any]) -> TaskState | None:
+        """`lost` for an evicted pod, `failed` with the reason for a killed container."""
+        for pod in self._pods(handle):
+            st = pod.status
+            if st is None or st.phase != "Failed":
+                continue
+            if st.reason in _LOST_POD_REASONS:
+                detail = st.message or "no message"
+                return TaskState("lost", f"pod {pod.metadata.name}: {st.reason} ({detail})")
+            for cs in st.container_statuses or []:
+                term = cs.state.terminated if cs.state else None
+                if term is not None and term.reason not in (None, "Error", "Completed"):
+                    return TaskState(
+                        "failed", f"pod {pod.metadata.name}: {term.reason} (exit code {term.exit_code})"
+                    )
+        return None
+
+    def _pods(self, handle: dict[str, Any]) -> list[Any]:
+        pods = self._core().list_namespaced_pod(
+            handle["namespace"], label_selector=f"{JOB_LABEL}={handle['job']}"
+        ).items
+        return sorted(pods, key=lambda p: p.metadata.creation_timestamp or "")
+
+    def delete(self, handle: dict[str, Any]) -> None:
+        """Delete the Job and, with it, its pods; nothing if it is gone already."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._batch().delete_namespaced_job(
+                handle["job"], handle["namespace"],
+                body=client.V1DeleteOptions(propagation_policy="Background"),
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise self._error(f"cannot delete Job {handle['namespace']}/{handle['job']}", exc) from exc
+
+    def logs(self, handle: dict[str, Any]) -> str:
+        """The output of the Job's pods, oldest first ("" when none is left)."""
+        from kubernetes.client.exceptions import ApiException
+
+        texts = []
+        try:
+            for pod in self._pods(handle):
+                texts.append(self._core().read_namespaced_pod_log(pod.metadata.name, handle["namespace"]))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise self._error(f"cannot read the logs of Job {handle['job']}", exc) from exc
+        return "".join(t if isinstance(t, str) else str(t) for t in texts)
+
+    def list_labelled(self, selector: str) -> list[Any]:
+        """kitaru's Jobs matching a label selector (e.g. one execution's)."""
+        return self._batch().list_namespaced_job(self.config.namespace, label_selector=selector).items
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    def _error(self, what: str, exc: Exception) -> TaskError:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        return TaskError(
+            f"{what}: {getattr(exc, 'status', '?')} {reason}; check the namespace "
+            f"{self.config.namespace!r} exists and the stack's credentials may manage Jobs there"
+        )

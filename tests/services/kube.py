@@ -1,0 +1,309 @@
+"""A Kubernetes API on 127.0.0.1 for the tests: kmock's emulator plus a small Job controller.
+
+There is no kubelet and no container runtime. `JobController` plays both for
+batch/v1 Jobs: for each new Job it creates the pod object, runs the container's
+command (and args) as a local process with the manifest's env and working dir,
+and writes the pod's and the Job's status back when the process ends. The image is
+ignored: the command runs with this machine's Python and venv, so a stack used in
+the tests sets `python` to `sys.executable`. Deleting a Job kills its process and
+deletes its pods (what the garbage collector does in a cluster). `evict` and
+`oom_kill` end a running pod the way a node would, for the failure-path tests.
+
+Not emulated: ttlSecondsAfterFinished (finished Jobs stay), scheduling, resources
+and node selectors (recorded, never enforced), env `valueFrom`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+
+JOB_LABEL = "kitaru.dev/job"
+
+
+@attrs.define(kw_only=True)
+class KitaruKubeEmulator(kmock.KubernetesEmulator):
+    """kmock's stateful emulator plus what kitaru's plugin uses and kmock leaves out:
+    equality label selectors on lists and the pods' `log` subresource."""
+
+    log_files: dict[tuple[str, str], Path] = attrs.field(factory=dict)
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        payload = await super()._serve_list(request)
+        selector = request.params.get("labelSelector")
+        if selector:
+            wanted = dict(part.split("=", 1) for part in selector.replace("==", "=").split(",") if part)
+            payload["items"] = [
+                item for item in payload["items"]
+                if all((item.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in wanted.items())
+            ]
+        return payload
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.subresource == "log" and request.method == kmock.method.GET:
+            path = self.log_files.get((request.namespace or "", request.name or ""))
+            if path is None:
+                return await super()._handle(request)  # kmock's 404 for an unknown pod
+            text = path.read_text(errors="replace") if path.exists() else ""
+            return aiohttp.web.Response(text=text, content_type="text/plain")
+        return await super()._handle(request)
+
+
+class KubeEmulatorServer:
+    """The emulator served on 127.0.0.1 from a thread of its own; `kubeconfig` points at it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.emulator: KitaruKubeEmulator | None = None
+        self.url = ""
+        self.kubeconfig = root / "kubeconfig.yaml"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="kmock", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        emulator = KitaruKubeEmulator()
+        emulator.resources["batch/v1/jobs"] = {"kind": "Job", "namespaced": True, "subresources": ["status"]}
+        emulator.resources["v1/pods"] = {"kind": "Pod", "namespaced": True, "subresources": ["status", "log"]}
+        emulator.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True}
+        async with emulator, kmock.Server(emulator, host="127.0.0.1") as server:
+            self.emulator = emulator
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> KubeEmulatorServer:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None or not self.url:
+            raise RuntimeError(f"the Kubernetes emulator did not start: {self._error!r}")
+        self.kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+            "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
+            "users": [{"name": "kmock", "user": {}}],
+            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
+        }))
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@dataclass
+class _Run:
+    namespace: str
+    job: str
+    pod: str
+    proc: subprocess.Popen[bytes] | None
+    log: Path
+    ended: bool = False
+
+
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class JobController:
+    """Runs every Job created on the emulator as a local process (see the module docstring)."""
+
+    def __init__(self, server: KubeEmulatorServer, *, interval: float = 0.05) -> None:
+        from kubernetes import client, config
+
+        self.server = server
+        self.api = config.new_client_from_config(config_file=str(server.kubeconfig))
+        self.batch = client.BatchV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.interval = interval
+        self.runs: dict[tuple[str, str], _Run] = {}
+        self.started: list[str] = []  # Job names, in the order their pods started
+        self._faults: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="job-controller", daemon=True)
+        self.logs_dir = server.root / "pod-logs"
+        self.logs_dir.mkdir(exist_ok=True)
+
+    # -- test hooks ---------------------------------------------------------------------
+    def evict(self, namespace: str, job: str) -> None:
+        """End the Job's running pod as a node under memory pressure would."""
+        self._fault(namespace, job, "Evicted")
+
+    def oom_kill(self, namespace: str, job: str) -> None:
+        """Kill the Job's container as the kernel's OOM killer would."""
+        self._fault(namespace, job, "OOMKilled")
+
+    def _fault(self, namespace: str, job: str, kind: str) -> None:
+        with self._lock:
+            self._faults[(namespace, job)] = kind
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> JobController:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._thread.join(10)
+        for run in self.runs.values():
+            self._kill(run)
+        self.api.close()
+
+    def _loop(self) -> None:
+        while not self._halt.is_set():
+            with contextlib.suppress(Exception):  # the emulator going away at the end
+                self._step()
+            self._halt.wait(self.interval)
+
+    def _raw(self, response: Any) -> Any:
+        return json.loads(response.data)
+
+    def _step(self) -> None:
+        jobs = self._raw(self.batch.list_job_for_all_namespaces(_preload_content=False))["items"]
+        present = set()
+        for job in jobs:
+            key = (job["metadata"]["namespace"], job["metadata"]["name"])
+            present.add(key)
+            if key not in self.runs:
+                if not (job.get("status") or {}).get("startTime"):
+                    self._start(job)
+                continue
+            run = self.runs[key]
+            if run.ended:
+                continue
+            with self._lock:
+                fault = self._faults.pop(key, None)
+            if fault is not None:
+                self._kill(run)
+                self._finish(run, exit_code=137, fault=fault)
+            elif run.proc is not None and run.proc.poll() is not None:
+                self._finish(run, exit_code=run.proc.returncode)
+        for key, run in list(self.runs.items()):
+            if key not in present:  # the Job was deleted: its pods go with it
+                self._kill(run)
+                with contextlib.suppress(Exception):
+                    self.core.delete_namespaced_pod(run.pod, run.namespace)
+                del self.runs[key]
+
+    def _start(self, job: dict[str, Any]) -> None:
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        template = job["spec"]["template"]
+        pod_name = f"{name}-{uuid.uuid4().hex[:5]}"[-63:]
+        labels = {**(template.get("metadata", {}).get("labels") or {}), "job-name": name}
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": pod_name, "namespace": namespace, "labels": labels,
+                            "creationTimestamp": _now()},
+               "spec": template["spec"], "status": {"phase": "Pending"}}
+        self.core.create_namespaced_pod(namespace, pod)
+        log = self.logs_dir / f"{namespace}-{pod_name}.log"
+        log.touch()
+        assert self.server.emulator is not None
+        self.server.emulator.log_files[(namespace, pod_name)] = log
+        run = _Run(namespace, name, pod_name, None, log)
+        self.runs[(namespace, name)] = run
+        container = template["spec"]["containers"][0]
+        env = dict(os.environ)
+        try:
+            for source in container.get("envFrom") or []:
+                secret = self.core.read_namespaced_secret(source["secretRef"]["name"], namespace)
+                env.update({k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()})
+        except Exception as exc:  # the kubelet would keep the pod pending: CreateContainerConfigError
+            log.write_text(f"CreateContainerConfigError: {exc}\n")
+            self._finish(run, exit_code=1, fault="CreateContainerConfigError")
+            return
+        env.update({item["name"]: item.get("value", "") for item in container.get("env") or []})
+        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        with open(log, "ab") as out:
+            run.proc = subprocess.Popen(
+                argv, env=env, cwd=container.get("workingDir") or None, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.started.append(name)
+        self.core.patch_namespaced_pod_status(pod_name, namespace, {"status": {
+            "phase": "Running", "startTime": _now(),
+            "containerStatuses": [{"name": container["name"], "ready": True, "restartCount": 0,
+                                   "image": container["image"], "imageID": "",
+                                   "state": {"running": {"startedAt": _now()}}}],
+        }})
+        job_status = {"status": {"active": 1, "startTime": _now()}}
+        self.batch.patch_namespaced_job_status(name, namespace, job_status)
+
+    def _finish(self, run: _Run, *, exit_code: int, fault: str | None = None) -> None:
+        run.ended = True
+        ok = exit_code == 0 and fault is None
+        pod_status: dict[str, Any] = {"phase": "Succeeded" if ok else "Failed"}
+        if fault == "Evicted":
+            pod_status.update(reason="Evicted", message="The node was low on resource: memory.")
+        terminated = {"exitCode": exit_code, "finishedAt": _now(),
+                      "reason": "Completed" if ok else (fault if fault == "OOMKilled" else "Error")}
+        pod_status["containerStatuses"] = [{"name": "kitaru", "ready": False, "restartCount": 0,
+                                            "image": "", "imageID": "",
+                                            "state": {"terminated": terminated}}]
+        self.core.patch_namespaced_pod_status(run.pod, run.namespace, {"status": pod_status})
+        condition = {"type": "Complete" if ok else "Failed", "status": "True", "lastTransitionTime": _now(),
+                     "reason": "Completed" if ok else "BackoffLimitExceeded",
+                     "message": "" if ok else "Job has reached the specified backoff limit"}
+        job_status: dict[str, Any] = {"active": 0, "conditions": [condition]}
+        job_status["succeeded" if ok else "failed"] = 1
+        if ok:
+            job_status["completionTime"] = _now()
+        self.batch.patch_namespaced_job_status(run.job, run.namespace, {"status": job_status})
+
+    def _kill(self, run: _Run) -> None:
+        if run.proc is not None and run.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.proc.pid, signal.SIGKILL)
+            run.proc.wait(10)
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path) -> Iterator[tuple[KubeEmulatorServer, JobController]]:
+    """The emulator and its controller, started; both stopped at the end."""
+    server = KubeEmulatorServer(root).start()
+    controller = JobController(server).start()
+    try:
+        yield server, controller
+    finally:
+        controller.stop()
+        server.stop()
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; that value (fails after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(interval)

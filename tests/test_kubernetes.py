@@ -1,0 +1,238 @@
+"""The `kubernetes` plugin: flavors, Job manifests (checked by kubernetes-validate) and the
+execution target's submit / poll / cancel / logs against kmock's emulator and the test
+controller (tests/services/kube.py), which runs each Job's command as a local process."""
+
+from __future__ import annotations
+
+import base64
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from kitaru_kubernetes.configs import KubernetesOrchestratorConfig, KubernetesTargetConfig
+from kitaru_kubernetes.manifests import EXECUTION_LABEL, JOB_LABEL, ROLE_LABEL, TASK_LABEL, job_name
+from kitaru_kubernetes.orchestrator import KubernetesOrchestrator
+from kitaru_kubernetes.target import KubernetesTarget
+from services.kube import wait_for
+
+from kitaru_core.errors import ConfigError
+from kitaru_core.interfaces import ComponentContext
+from kitaru_core.plugins.manager import default_manager
+
+#: The Kubernetes versions whose API schemas every manifest is checked against (strict).
+CLUSTER_VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0"]
+
+FULL_CONFIG: dict[str, Any] = {
+    "namespace": "kitaru",
+    "image": "registry/agents:1.4",
+    "service_account": "kitaru-runner",
+    "node_selector": {"pool": "agents"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "agents", "effect": "NoSchedule"}],
+    "image_pull_secrets": ["registry-creds"],
+    "image_pull_policy": "IfNotPresent",
+    "env": {"LOG_LEVEL": "info"},
+    "env_from_secrets": ["openai", "store-creds"],
+    "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+    "labels": {"team": "agents"},
+    "ttl_seconds_after_finished": 600,
+    "active_deadline_seconds": 3600,
+}
+
+
+def context(tmp_path: Path) -> ComponentContext:
+    return ComponentContext(home=tmp_path / "home", stack_name="k8s")
+
+
+def test_both_flavors_are_registered_with_the_issue_config_keys() -> None:
+    manager = default_manager()
+    for kind in ("orchestrator", "execution_target"):
+        flavor = manager.flavor(kind, "kubernetes")
+        assert flavor.plugin == "kitaru-kubernetes"
+        config = flavor.config(namespace="kitaru", image="registry/agents:1.4")
+        assert (config.namespace, config.image) == ("kitaru", "registry/agents:1.4")
+    with pytest.raises(ValueError, match="namspace"):
+        KubernetesTargetConfig(namspace="kitaru", image="x")
+    with pytest.raises(ValueError, match="image"):
+        KubernetesTargetConfig(namespace="kitaru")
+
+
+@pytest.mark.parametrize("version", CLUSTER_VERSIONS)
+def test_manifests_pass_kubernetes_validate(tmp_path: Path, version: str) -> None:
+    target = KubernetesTarget(KubernetesTargetConfig(**FULL_CONFIG), context(tmp_path))
+    orchestrator = KubernetesOrchestrator(
+        KubernetesOrchestratorConfig(**FULL_CONFIG, working_dir="/app"), context(tmp_path)
+    )
+    exec_id = "0193a5f2c4e87b1d9e2f3a4b5c6d7e8f"
+    call_manifest = target.manifest(
+        "s3://bucket/tasks/x/spec.json", task_name=f"{exec_id[:8]}-total#1",
+        env={"KITARU_EXEC_ID": exec_id, "KITARU_ATTEMPT": "2"},
+    )
+    flow_manifest = orchestrator.manifest(
+        exec_id, command=[sys.executable, "-m", "kitaru_core.entrypoint", "resume", exec_id],
+        env={"KITARU_LAUNCH_ID": "l1"},
+    )
+    for manifest in (call_manifest, flow_manifest):
+        kubernetes_validate.validate(manifest, version, strict=True)
+        spec = manifest["spec"]
+        pod = spec["template"]["spec"]
+        assert spec["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
+        assert spec["ttlSecondsAfterFinished"] == 600
+        assert pod["serviceAccountName"] == "kitaru-runner"
+        assert pod["nodeSelector"] == {"pool": "agents"}
+        assert pod["imagePullSecrets"] == [{"name": "registry-creds"}]
+        container = pod["containers"][0]
+        assert container["image"] == "registry/agents:1.4"
+        assert container["resources"]["limits"] == {"memory": "2Gi"}
+        assert container["envFrom"] == [
+            {"secretRef": {"name": "openai"}}, {"secretRef": {"name": "store-creds"}}]
+        assert manifest["metadata"]["labels"][EXECUTION_LABEL] == exec_id
+        assert spec["template"]["metadata"]["labels"][JOB_LABEL] == manifest["metadata"]["name"]
+    assert call_manifest["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "python", "-m", "kitaru_core.worker", "--spec", "s3://bucket/tasks/x/spec.json"]
+    assert call_manifest["metadata"]["labels"]["kitaru.dev/attempt"] == "2"
+    # The runner's own interpreter path means nothing in the image: its `python` runs the body.
+    assert flow_manifest["spec"]["template"]["spec"]["containers"][0]["command"][0] == "python"
+    assert flow_manifest["spec"]["template"]["spec"]["containers"][0]["workingDir"] == "/app"
+    # The validator does reject what a cluster would: a Job without containers.
+    broken_spec = {**call_manifest["spec"], "template": {"spec": {"restartPolicy": "Never"}}}
+    broken = dict(call_manifest, spec=broken_spec)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
+
+
+def test_job_names_are_valid_deterministic_and_distinct() -> None:
+    names = {job_name("call", task) for task in ("0193a5f2-total#1", "0193a5f2-total#2", "X" * 300, "###")}
+    assert len(names) == 4
+    assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", n) and len(n) <= 63 for n in names)
+    assert job_name("call", "0193a5f2-total#1") == job_name("call", "0193a5f2-total#1")
+    assert job_name("call", "t") != job_name("flow", "t")
+
+
+# -- the target against the emulator ---------------------------------------------------------
+
+
+def fake_python(tmp_path: Path, body: str) -> str:
+    """An executable standing in for the image's `python`: it runs `body` (shell) and
+    records the arguments and env it was given; the real worker runs in the e2e tests."""
+    path = tmp_path / "fake-python"
+    path.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {tmp_path}/argv.txt\n'
+        f'echo "exec=$KITARU_EXEC_ID secret=$API_TOKEN level=$LOG_LEVEL" >> {tmp_path}/env.txt\n'
+        f"{body}\n"
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+def make_target(tmp_path: Path, server: Any, body: str, **extra: Any) -> KubernetesTarget:
+    config = KubernetesTargetConfig(
+        namespace="kitaru", image="registry/agents:1.4", kubeconfig=str(server.kubeconfig),
+        python=fake_python(tmp_path, body), env={"LOG_LEVEL": "debug"}, **extra,
+    )
+    return KubernetesTarget(config, context(tmp_path))
+
+
+def finished(target: KubernetesTarget, handle: dict[str, Any]) -> Any:
+    state = target.poll(handle)
+    return state if state.state not in ("pending", "running") else None
+
+
+def test_submit_runs_the_worker_command_in_a_job_and_reports_success_and_logs(
+    tmp_path: Path, kube_cluster: Any
+) -> None:
+    server, _ = kube_cluster
+    target = make_target(tmp_path, server, 'echo "working on it"; exit 0')
+    env = {"KITARU_EXEC_ID": "0193a5f2c4e8", "KITARU_HOME": "/tmp/h"}
+    handle = target.submit("file:///specs/1/spec.json", task_name="0193a5f2-total#1", env=env)
+    assert handle["namespace"] == "kitaru" and handle["job"] == job_name("call", "0193a5f2-total#1")
+
+    state = wait_for(lambda: finished(target, handle))
+    assert state.state == "succeeded", state
+    assert "working on it" in target.logs(handle)
+    assert (tmp_path / "argv.txt").read_text().split() == [
+        "-m", "kitaru_core.worker", "--spec", "file:///specs/1/spec.json"]
+    assert "exec=0193a5f2c4e8" in (tmp_path / "env.txt").read_text()
+    assert "level=debug" in (tmp_path / "env.txt").read_text()
+
+    # A restarted runner that lists the execution's Jobs finds this one by its labels.
+    jobs = target.jobs.list_labelled(f"{EXECUTION_LABEL}=0193a5f2c4e8,{ROLE_LABEL}=call")
+    assert [j.metadata.name for j in jobs] == [handle["job"]]
+    assert jobs[0].metadata.labels[TASK_LABEL] == "0193a5f2-total-1"
+    target.close()
+
+
+def test_submitting_the_same_task_again_finds_the_job_instead_of_starting_another(
+    tmp_path: Path, kube_cluster: Any
+) -> None:
+    server, controller = kube_cluster
+    target = make_target(tmp_path, server, "sleep 0.5")
+    first = target.submit("file:///s.json", task_name="t-once", env={})
+    second = target.submit("file:///s.json", task_name="t-once", env={})
+    assert first == second
+    assert wait_for(lambda: finished(target, first)).state == "succeeded"
+    assert controller.started == [first["job"]]
+    assert len((tmp_path / "argv.txt").read_text().splitlines()) == 1
+
+
+def test_a_failing_worker_is_failed_and_its_output_kept(tmp_path: Path, kube_cluster: Any) -> None:
+    server, _ = kube_cluster
+    target = make_target(tmp_path, server, 'echo "Traceback: boom" >&2; exit 3')
+    handle = target.submit("file:///s.json", task_name="t-fail", env={})
+    state = wait_for(lambda: finished(target, handle))
+    assert state.state == "failed"
+    assert "BackoffLimitExceeded" in state.message
+    assert "Traceback: boom" in target.logs(handle)
+
+
+def test_cancel_deletes_the_job_and_stops_its_process(tmp_path: Path, kube_cluster: Any) -> None:
+    server, controller = kube_cluster
+    marker = tmp_path / "finished-anyway"
+    target = make_target(tmp_path, server, f"sleep 30; touch {marker}")
+    handle = target.submit("file:///s.json", task_name="t-cancel", env={})
+    wait_for(lambda: target.poll(handle).state == "running")
+    target.cancel(handle)
+    state = wait_for(lambda: finished(target, handle))
+    assert state.state == "lost" and "gone" in state.message
+    wait_for(lambda: not controller.runs)  # the controller saw the deletion and killed the process
+    pods = target.jobs._core().list_namespaced_pod("kitaru", label_selector=f"{JOB_LABEL}={handle['job']}")
+    assert pods.items == []
+    assert not marker.exists()
+    target.cancel(handle)  # cancelling a Job that is gone is fine
+
+
+@pytest.mark.parametrize(("fault", "expected", "reason"), [
+    ("evict", "lost", "Evicted"), ("oom_kill", "failed", "OOMKilled"),
+])
+def test_a_pod_the_node_kills_is_reported_with_its_reason(
+    tmp_path: Path, kube_cluster: Any, fault: str, expected: str, reason: str
+) -> None:
+    server, controller = kube_cluster
+    target = make_target(tmp_path, server, "sleep 30")
+    handle = target.submit("file:///s.json", task_name=f"t-{fault}", env={})
+    wait_for(lambda: target.poll(handle).state == "running")
+    getattr(controller, fault)("kitaru", handle["job"])
+    state = wait_for(lambda: finished(target, handle))
+    assert state.state == expected
+    assert reason in state.message
+
+
+def test_env_from_secrets_reaches_the_process(tmp_path: Path, kube_cluster: Any) -> None:
+    server, _ = kube_cluster
+    target = make_target(tmp_path, server, "exit 0", env_from_secrets=["api"])
+    target.jobs._core().create_namespaced_secret("kitaru", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api", "namespace": "kitaru"},
+        "data": {"API_TOKEN": base64.b64encode(b"s3cret").decode()},
+    })
+    handle = target.submit("file:///s.json", task_name="t-secret", env={})
+    assert wait_for(lambda: finished(target, handle)).state == "succeeded"
+    assert "secret=s3cret" in (tmp_path / "env.txt").read_text()
+
+
+def test_bad_credentials_are_a_config_error(tmp_path: Path) -> None:
+    config = KubernetesTargetConfig(namespace="kitaru", image="x", kubeconfig=str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="kubeconfig"):
+        KubernetesTarget(config, context(tmp_path)).poll({"namespace": "kitaru", "job": "j"})
