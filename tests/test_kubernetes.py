@@ -18,9 +18,10 @@ from kitaru_kubernetes.orchestrator import KubernetesOrchestrator
 from kitaru_kubernetes.target import KubernetesTarget
 from services.kube import wait_for
 
-from kitaru_core.errors import ConfigError
-from kitaru_core.interfaces import ComponentContext
+from kitaru_core.errors import ConfigError, ResourceError
+from kitaru_core.interfaces import ComponentContext, Resources, TaskRequest
 from kitaru_core.plugins.manager import default_manager
+from kitaru_core.runtime.protocol import task_name, worker_argv
 
 #: The Kubernetes versions whose API schemas every manifest is checked against (strict).
 CLUSTER_VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0"]
@@ -66,10 +67,9 @@ def test_manifests_pass_kubernetes_validate(tmp_path: Path, version: str) -> Non
         KubernetesOrchestratorConfig(**FULL_CONFIG, working_dir="/app"), context(tmp_path)
     )
     exec_id = "0193a5f2c4e87b1d9e2f3a4b5c6d7e8f"
-    call_manifest = target.manifest(
-        "s3://bucket/tasks/x/spec.json", task_name=f"{exec_id[:8]}-total#1",
-        env={"KITARU_EXEC_ID": exec_id, "KITARU_ATTEMPT": "2"},
-    )
+    call_manifest = target.manifest(request(
+        exec_id, "total#1", attempt=2, resources=Resources(cpu=2, memory="4Gi", gpu=1), timeout=90.5,
+    ))
     flow_manifest = orchestrator.manifest(
         exec_id, command=[sys.executable, "-m", "kitaru_core.entrypoint", "resume", exec_id],
         env={"KITARU_LAUNCH_ID": "l1"},
@@ -85,14 +85,21 @@ def test_manifests_pass_kubernetes_validate(tmp_path: Path, version: str) -> Non
         assert pod["imagePullSecrets"] == [{"name": "registry-creds"}]
         container = pod["containers"][0]
         assert container["image"] == "registry/agents:1.4"
-        assert container["resources"]["limits"] == {"memory": "2Gi"}
+        assert container["resources"]["limits"]["memory"] in ("2Gi", "4Gi")
         assert container["envFrom"] == [
             {"secretRef": {"name": "openai"}}, {"secretRef": {"name": "store-creds"}}]
-        assert manifest["metadata"]["labels"][EXECUTION_LABEL] == exec_id
+        assert manifest["metadata"]["labels"][EXECUTION_LABEL] == exec_id[:63]
         assert spec["template"]["metadata"]["labels"][JOB_LABEL] == manifest["metadata"]["name"]
-    assert call_manifest["spec"]["template"]["spec"]["containers"][0]["command"] == [
-        "python", "-m", "kitaru_core.worker", "--spec", "s3://bucket/tasks/x/spec.json"]
+    call_container = call_manifest["spec"]["template"]["spec"]["containers"][0]
+    assert call_container["command"][:4] == ["python", "-m", "kitaru_core.worker", "--store-flavor"]
     assert call_manifest["metadata"]["labels"]["kitaru.dev/attempt"] == "2"
+    assert call_manifest["metadata"]["name"] == task_name(exec_id, "total#1", 2)
+    # The call's resources over the stack's: cpu and memory requested, memory and the GPU limits.
+    assert call_container["resources"] == {
+        "requests": {"cpu": "2000m", "memory": "4Gi"},
+        "limits": {"memory": "4Gi", "nvidia.com/gpu": "1"},
+    }
+    assert call_manifest["spec"]["activeDeadlineSeconds"] == 91
     # The runner's own interpreter path means nothing in the image: its `python` runs the body.
     assert flow_manifest["spec"]["template"]["spec"]["containers"][0]["command"][0] == "python"
     assert flow_manifest["spec"]["template"]["spec"]["containers"][0]["workingDir"] == "/app"
@@ -101,6 +108,28 @@ def test_manifests_pass_kubernetes_validate(tmp_path: Path, version: str) -> Non
     broken = dict(call_manifest, spec=broken_spec)
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, version, strict=True)
+
+
+def request(exec_id: str, call_id: str, *, attempt: int = 1, **extra: Any) -> TaskRequest:
+    """The request the runner makes for one attempt of a call (kitaru_core.runtime.protocol)."""
+    name = task_name(exec_id, call_id, attempt)
+    key = f"tasks/{exec_id}/{call_id}/{attempt}/spec.json"
+    return TaskRequest(
+        task_name=name, spec_key=key,
+        argv=worker_argv("s3", {"path": "s3://bucket/kitaru"}, key),
+        env={"KITARU_EXEC_ID": exec_id},
+        labels={"kitaru-execution": exec_id[:63], "kitaru-call": "total-1", "kitaru-attempt": str(attempt)},
+        **extra,
+    )
+
+
+def test_accelerators_and_options_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    target = KubernetesTarget(KubernetesTargetConfig(namespace="kitaru", image="x"), context(tmp_path))
+    with pytest.raises(ResourceError, match="accelerator"):
+        target.submit(request("e1", "c#1", resources=Resources(accelerator="nvidia-tesla-t4")))
+    with pytest.raises(ResourceError, match="options"):
+        target.submit(request("e1", "c#1", options={"spot": True}))
+    target.check_resources(request("e1", "c#1", resources=Resources(gpu=2), image="registry/gpu:1"))
 
 
 def test_job_names_are_valid_deterministic_and_distinct() -> None:
@@ -146,22 +175,24 @@ def test_submit_runs_the_worker_command_in_a_job_and_reports_success_and_logs(
 ) -> None:
     server, _ = kube_cluster
     target = make_target(tmp_path, server, 'echo "working on it"; exit 0')
-    env = {"KITARU_EXEC_ID": "0193a5f2c4e8", "KITARU_HOME": "/tmp/h"}
-    handle = target.submit("file:///specs/1/spec.json", task_name="0193a5f2-total#1", env=env)
-    assert handle["namespace"] == "kitaru" and handle["job"] == job_name("call", "0193a5f2-total#1")
+    req = request("0193a5f2c4e8", "total#1")
+    handle = target.submit(req)
+    assert handle["namespace"] == "kitaru" and handle["job"] == req.task_name
+    assert target.find(req.task_name) == handle
+    assert target.find(task_name("0193a5f2c4e8", "total#1", 2)) is None
 
     state = wait_for(lambda: finished(target, handle))
     assert state.state == "succeeded", state
     assert "working on it" in target.logs(handle)
-    assert (tmp_path / "argv.txt").read_text().split() == [
-        "-m", "kitaru_core.worker", "--spec", "file:///specs/1/spec.json"]
+    assert (tmp_path / "argv.txt").read_text().split() == list(req.argv)
     assert "exec=0193a5f2c4e8" in (tmp_path / "env.txt").read_text()
     assert "level=debug" in (tmp_path / "env.txt").read_text()
 
     # A restarted runner that lists the execution's Jobs finds this one by its labels.
     jobs = target.jobs.list_labelled(f"{EXECUTION_LABEL}=0193a5f2c4e8,{ROLE_LABEL}=call")
     assert [j.metadata.name for j in jobs] == [handle["job"]]
-    assert jobs[0].metadata.labels[TASK_LABEL] == "0193a5f2-total-1"
+    assert jobs[0].metadata.labels[TASK_LABEL] == req.task_name
+    assert jobs[0].metadata.labels["kitaru.dev/attempt"] == "1"
     target.close()
 
 
@@ -170,8 +201,8 @@ def test_submitting_the_same_task_again_finds_the_job_instead_of_starting_anothe
 ) -> None:
     server, controller = kube_cluster
     target = make_target(tmp_path, server, "sleep 0.5")
-    first = target.submit("file:///s.json", task_name="t-once", env={})
-    second = target.submit("file:///s.json", task_name="t-once", env={})
+    first = target.submit(request("e-once", "c#1"))
+    second = target.submit(request("e-once", "c#1"))
     assert first == second
     assert wait_for(lambda: finished(target, first)).state == "succeeded"
     assert controller.started == [first["job"]]
@@ -181,7 +212,7 @@ def test_submitting_the_same_task_again_finds_the_job_instead_of_starting_anothe
 def test_a_failing_worker_is_failed_and_its_output_kept(tmp_path: Path, kube_cluster: Any) -> None:
     server, _ = kube_cluster
     target = make_target(tmp_path, server, 'echo "Traceback: boom" >&2; exit 3')
-    handle = target.submit("file:///s.json", task_name="t-fail", env={})
+    handle = target.submit(request("e1", "t-fail"))
     state = wait_for(lambda: finished(target, handle))
     assert state.state == "failed"
     assert "BackoffLimitExceeded" in state.message
@@ -192,7 +223,7 @@ def test_cancel_deletes_the_job_and_stops_its_process(tmp_path: Path, kube_clust
     server, controller = kube_cluster
     marker = tmp_path / "finished-anyway"
     target = make_target(tmp_path, server, f"sleep 30; touch {marker}")
-    handle = target.submit("file:///s.json", task_name="t-cancel", env={})
+    handle = target.submit(request("e1", "t-cancel"))
     wait_for(lambda: target.poll(handle).state == "running")
     target.cancel(handle)
     state = wait_for(lambda: finished(target, handle))
@@ -212,7 +243,7 @@ def test_a_pod_the_node_kills_is_reported_with_its_reason(
 ) -> None:
     server, controller = kube_cluster
     target = make_target(tmp_path, server, "sleep 30")
-    handle = target.submit("file:///s.json", task_name=f"t-{fault}", env={})
+    handle = target.submit(request("e1", f"t-{fault}"))
     wait_for(lambda: target.poll(handle).state == "running")
     getattr(controller, fault)("kitaru", handle["job"])
     state = wait_for(lambda: finished(target, handle))
@@ -227,7 +258,7 @@ def test_env_from_secrets_reaches_the_process(tmp_path: Path, kube_cluster: Any)
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api", "namespace": "kitaru"},
         "data": {"API_TOKEN": base64.b64encode(b"s3cret").decode()},
     })
-    handle = target.submit("file:///s.json", task_name="t-secret", env={})
+    handle = target.submit(request("e1", "t-secret"))
     assert wait_for(lambda: finished(target, handle)).state == "succeeded"
     assert "secret=s3cret" in (tmp_path / "env.txt").read_text()
 

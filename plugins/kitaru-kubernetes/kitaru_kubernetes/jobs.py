@@ -56,6 +56,18 @@ class JobClient:
             job = self._batch().read_namespaced_job(name, namespace)
         return {"namespace": namespace, "job": name, "uid": job.metadata.uid}
 
+    def find(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The handle of the Job `name` if it exists, else None."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            job = self._batch().read_namespaced_job(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise self._error(f"cannot read Job {namespace}/{name}", exc) from exc
+        return {"namespace": namespace, "job": name, "uid": job.metadata.uid}
+
     def state(self, handle: dict[str, Any]) -> TaskState:
         """The Job's state; a Job that is gone is `lost`, a pod the node killed is `lost`
         or `failed` with its reason."""

@@ -46,6 +46,8 @@ def job_manifest(
     env: dict[str, str],
     labels: dict[str, str],
     working_dir: str | None = None,
+    image: str | None = None,
+    resources: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The Job running `command` once: `backoffLimit: 0` and `restartPolicy: Never`,
     because kitaru decides about retries itself."""
@@ -56,14 +58,15 @@ def job_manifest(
     }
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": config.image,
+        "image": image or config.image,
         "command": command,
         "env": [{"name": key, "value": value} for key, value in sorted({**config.env, **env}.items())],
     }
     if config.env_from_secrets:
         container["envFrom"] = [{"secretRef": {"name": secret}} for secret in config.env_from_secrets]
-    if config.resources:
-        container["resources"] = {kind: dict(values) for kind, values in config.resources.items()}
+    chosen = config.resources if resources is None else resources
+    if chosen:
+        container["resources"] = {kind: dict(values) for kind, values in chosen.items()}
     if config.image_pull_policy:
         container["imagePullPolicy"] = config.image_pull_policy
     if working_dir:

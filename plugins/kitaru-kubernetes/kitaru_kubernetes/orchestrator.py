@@ -11,7 +11,7 @@ import sys
 import uuid
 from typing import Any
 
-from kitaru_core.interfaces import ComponentContext, Orchestrator
+from kitaru_core.interfaces import ComponentContext, Orchestrator, TaskState
 
 from .configs import KubernetesOrchestratorConfig
 from .jobs import JobClient
@@ -22,6 +22,7 @@ _LAUNCH_ID_ENV = "KITARU_LAUNCH_ID"
 
 class KubernetesOrchestrator(Orchestrator):
     in_process = False
+    locality = "network"
 
     def __init__(self, config: KubernetesOrchestratorConfig, context: ComponentContext) -> None:
         super().__init__(config, context)
@@ -48,6 +49,9 @@ class KubernetesOrchestrator(Orchestrator):
         self, exec_id: str, *, command: list[str], env: dict[str, str], cwd: str | None
     ) -> dict[str, Any]:
         return self.jobs.create(self.manifest(exec_id, command=command, env=env))
+
+    def poll(self, handle: dict[str, Any]) -> TaskState:
+        return self.jobs.state(handle)
 
     def cancel(self, handle: dict[str, Any]) -> None:
         self.jobs.delete(handle)
