@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from e2e_flows.harness import FLOWS, Processes, runs
+from e2e_flows.harness import FLOWS, Processes, has_exec_id, runs
 
 import kitaru
 from kitaru import KitaruClient
@@ -24,7 +24,8 @@ def test_two_resumes_at_once_one_wins_the_other_names_the_owner(tmp_path: Path) 
         # A run killed inside its last checkpoint leaves a resumable execution.
         hold.touch()
         flow_proc = procs.python(str(FLOWS / "crash_script.py"), str(workdir), cwd=FLOWS)
-        procs.wait_for(ready.exists, "summarize to start", watch=flow_proc)
+        procs.wait_for(lambda: ready.exists() and has_exec_id(workdir), "summarize to start",
+                       watch=flow_proc)
         procs.crash(flow_proc)
         ready.unlink()
         exec_id = (workdir / "exec_id").read_text()

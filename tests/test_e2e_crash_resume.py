@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from e2e_flows.harness import FLOWS, Processes, runs
+from e2e_flows.harness import FLOWS, Processes, has_exec_id, runs
 
 import kitaru
 from kitaru import KitaruClient
@@ -26,7 +26,10 @@ def start_and_kill(procs: Processes, workdir: Path, *args: str) -> str:
     """Run a flow program until its last checkpoint is under way, then SIGKILL it."""
     (workdir / "hold").touch()
     proc = procs.python(*args, str(workdir), cwd=FLOWS)
-    procs.wait_for(lambda: (workdir / "ready").exists(), "the last checkpoint to start", watch=proc)
+    procs.wait_for(
+        lambda: (workdir / "ready").exists() and has_exec_id(workdir),
+        "the last checkpoint to start", watch=proc,
+    )
     procs.crash(proc)
     (workdir / "hold").unlink()
     return (workdir / "exec_id").read_text()

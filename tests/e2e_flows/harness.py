@@ -135,3 +135,15 @@ def wait_for_execution(exec_id: str, condition: Callable[[Any], bool], what: str
                 f"{execution.failure}; background runner output:\n{background}"
             )
         time.sleep(0.1)
+
+
+def has_exec_id(workdir: Path) -> bool:
+    """True once a flow program has written its whole execution id to WORKDIR/exec_id.
+
+    The programs write it when `.run()` returns, which on a loaded machine can come after
+    the flow's own thread reached a checkpoint that signals the test: wait for both.
+    """
+    try:
+        return len((workdir / "exec_id").read_text()) == 32
+    except FileNotFoundError:
+        return False
