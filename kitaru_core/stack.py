@@ -32,6 +32,7 @@ import yaml
 from . import placeholders
 from .errors import ConfigError, KitaruError, StackBuildError, StackExistsError, StackNotFoundError
 from .home import home_dir, read_settings, stacks_dir, write_settings
+from .ids import quoted
 from .interfaces import LOCALITIES
 from .plugins.flavor import COMPONENT_TYPES, type_label
 from .plugins.manager import PluginManager, default_manager
@@ -105,7 +106,8 @@ def validate_stack(
     if not isinstance(name, str) or not _valid_name(name):
         raise ConfigError(
             f"{source}: `name` must be a word of letters (any script), digits, '-', '_' or '.' "
-            f"that starts with a letter or digit (got {name!r})"
+            f"that starts with a letter or digit, at most {MAX_STACK_NAME} characters "
+            f"(got {quoted(name) if isinstance(name, str) else repr(name)})"
         )
     name = normalize_name(name)
     durability = spec.get("durability", "default")
@@ -202,7 +204,13 @@ def normalize_name(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+#: A stack name is also a file name under the home: keep it well under any file system's limit.
+MAX_STACK_NAME = 100
+
+
 def _valid_name(name: str) -> bool:
+    if len(name) > MAX_STACK_NAME:
+        return False
     return _NAME_RE.fullmatch(unicodedata.normalize("NFC", name)) is not None
 
 
@@ -310,7 +318,8 @@ class StackStore:
     def _path(self, name: str) -> Path:
         if not _valid_name(name):  # also keeps `../x` from naming a file outside the folder
             raise StackNotFoundError(
-                f"no stack named {name!r} (not a valid stack name); registered stacks: "
+                f"no stack named {quoted(name)} (not a valid stack name: letters, digits, '.', "
+                f"'-', '_', at most {MAX_STACK_NAME} characters); registered stacks: "
                 f"{', '.join(self.names())}"
             )
         return stacks_dir(self.home) / f"{normalize_name(name)}.yaml"

@@ -135,6 +135,12 @@ def test_an_id_of_100_kb_is_one_line(cli, command):
     assert_one_line_error(result, 1, "too long", "100,000 characters")
 
 
+@pytest.mark.parametrize("command", ["show", "set", "delete"])
+def test_a_stack_name_of_100_kb_is_one_line(cli, command):
+    result = cli("stack", command, "s" * 100_000)  # a stack name is a file name: no OSError
+    assert_one_line_error(result, 2, "not a valid stack name", "at most 100 characters")
+
+
 def test_an_empty_id_is_refused(cli):
     assert_one_line_error(cli("executions", "get", ""), 1, "execution id is empty")
 
