@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from kitaru_core.interfaces import ComponentContext, Orchestrator, TaskState
-from kitaru_core.runtime.owner import process_is_running, process_start_token
+from kitaru_core.processes import process_is_running, process_start_token
 
 from .configs import LocalOrchestratorConfig
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from kitaru_core.errors import ResourceError, TaskError
 from kitaru_core.interfaces import ComponentContext, ExecutionTarget, TaskRequest, TaskState
-from kitaru_core.runtime.owner import process_is_running, process_start_token
-from kitaru_core.runtime.protocol import is_task_name
+from kitaru_core.processes import process_is_running, process_start_token
+from kitaru_core.task_names import is_task_name
 
 from .configs import InlineTargetConfig, ProcessTargetConfig
 
