@@ -93,6 +93,17 @@ class InvalidStateError(KitaruError):
     """The execution is not in a state that allows the operation."""
 
 
+class DocumentConflictError(InvalidStateError):
+    """A compare-and-set write of a registry document lost: it was changed (or created) first."""
+
+    @classmethod
+    def of(cls, kind: str, name: str, expected: int, found: int) -> DocumentConflictError:
+        """The error for a write that expected version `expected` and found `found` (0: none)."""
+        now = "does not exist" if found == 0 else f"is at version {found}"
+        return cls(f"{kind} {name!r} {now}, not version {expected}: it was changed meanwhile; "
+                   "read it again and retry")
+
+
 class FlowInputError(KitaruError, TypeError):
     """`flow.run(...)` was given arguments the flow's parameters don't take."""
 

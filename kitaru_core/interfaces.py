@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .records import (
         ArtifactRecord,
         CallRecord,
+        DocumentRecord,
         ExecutionRecord,
         LogChunk,
         MemoryRecord,
@@ -297,6 +298,36 @@ class Registry(Component):
     def list_memory_scopes(self) -> list[str]:
         """Every scope with at least one version stored, sorted."""
         raise self._no_memory()
+
+    # -- documents (optional: a registry without them raises `ConfigError`) ---------
+    def put_document(
+        self, kind: str, name: str, body: dict[str, Any], *, expected_version: int | None = None
+    ) -> DocumentRecord:
+        """Store `body` (JSON-able) as document (`kind`, `name`) and return it with its version.
+
+        Versions count writes from 1. `expected_version` makes the write a compare-and-set:
+        0 creates the document only if it does not exist, N replaces it only while its
+        version is N; either raises `DocumentConflictError` when that does not hold. None
+        writes unconditionally. Of several writers racing with the same expected version
+        exactly one succeeds. `created_at` is kept from the first version.
+        """
+        raise self._unsupported("documents (deployments, secrets, API keys)")
+
+    def get_document(self, kind: str, name: str) -> DocumentRecord | None:
+        """The current version of a document, or None."""
+        raise self._unsupported("documents (deployments, secrets, API keys)")
+
+    def list_documents(self, kind: str, *, prefix: str = "") -> list[DocumentRecord]:
+        """The documents of a kind whose name starts with `prefix` (literally), by name."""
+        raise self._unsupported("documents (deployments, secrets, API keys)")
+
+    def delete_document(self, kind: str, name: str, *, expected_version: int | None = None) -> bool:
+        """Remove a document; False if there was none.
+
+        With `expected_version`, only while the document has that version: a document
+        of another version raises `DocumentConflictError` and stays.
+        """
+        raise self._unsupported("documents (deployments, secrets, API keys)")
 
     def _no_memory(self) -> ConfigError:
         return ConfigError(

@@ -135,3 +135,21 @@ class MemoryRecord:
     exec_id: str | None = None  # the execution that wrote it (None: outside any flow)
     call_id: str | None = None  # the flow-body memory call that wrote it (makes it idempotent)
     created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class DocumentRecord:
+    """A small named JSON document the registry keeps beside the executions.
+
+    What the server side stores lives here: deployments and their tags, secrets
+    (encrypted), service accounts and API keys (hashed). `kind` groups documents
+    ("deployment", "secret", ...), `name` is unique within a kind, and `version`
+    counts writes from 1, so a writer can compare-and-set (`Registry.put_document`).
+    """
+
+    kind: str
+    name: str
+    version: int
+    body: dict[str, Any]
+    created_at: float = 0.0
+    updated_at: float = 0.0

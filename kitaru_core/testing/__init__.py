@@ -36,7 +36,7 @@ from .suites.registry import RegistryConformance  # noqa: E402
 #: Grows by one with every new mandatory test (changelog in docs/plugins.md): 2, registry inputs
 #: commit with their execution and housekeeping; 3, the ArtifactStore suite; 4, the
 #: ExecutionTarget and Orchestrator suites.
-SUITE_VERSION = 4
+SUITE_VERSION = 5
 
 __all__ = [
     "SUITE_VERSION",

@@ -496,6 +496,92 @@ class RegistryConformance(ComponentConformance):
         with pytest.raises(ConfigError, match="memory"):
             registry.put_memory(MemoryRecord("namespace:a", "k"), None)
 
+    # -- documents ------------------------------------------------------------------------
+    @staticmethod
+    def supports_documents(registry: Registry) -> bool:
+        return type(registry).put_document is not Registry.put_document
+
+    def test_documents_are_versioned_compare_and_set(self, registry: Registry) -> None:
+        if not self.supports_documents(registry):
+            pytest.skip("this registry declares no document support (Registry.put_document)")
+        from ...errors import DocumentConflictError
+
+        first = registry.put_document("deployment", "review:1", {"tags": ["prod"], "n": 1},
+                                      expected_version=0)
+        assert (first.version, first.body) == (1, {"tags": ["prod"], "n": 1})
+        with pytest.raises(DocumentConflictError, match="review:1"):
+            registry.put_document("deployment", "review:1", {}, expected_version=0)
+        second = registry.put_document("deployment", "review:1", {"n": 2}, expected_version=1)
+        assert second.version == 2 and second.created_at == first.created_at
+        with pytest.raises(DocumentConflictError):
+            registry.put_document("deployment", "review:1", {"n": 3}, expected_version=1)
+        with pytest.raises(DocumentConflictError):
+            registry.put_document("deployment", "absent", {"n": 3}, expected_version=4)
+        assert registry.put_document("deployment", "review:1", {"n": 9}).version == 3
+        got = registry.get_document("deployment", "review:1")
+        assert got is not None and (got.version, got.body) == (3, {"n": 9})
+        assert registry.get_document("deployment", "absent") is None
+        assert registry.get_document("secret", "review:1") is None
+
+    def test_documents_list_by_literal_prefix_and_delete(self, registry: Registry) -> None:
+        if not self.supports_documents(registry):
+            pytest.skip("this registry declares no document support (Registry.put_document)")
+        from ...errors import DocumentConflictError
+
+        for name in ("b:1", "a:2", "a:1", "a_x", "a%y"):
+            registry.put_document("tag", name, {"name": name})
+        registry.put_document("other", "a:3", {})
+        assert [d.name for d in registry.list_documents("tag", prefix="a:")] == ["a:1", "a:2"]
+        assert [d.name for d in registry.list_documents("tag", prefix="a%")] == ["a%y"]
+        assert [d.name for d in registry.list_documents("tag")] == ["a%y", "a:1", "a:2", "a_x", "b:1"]
+        with pytest.raises(DocumentConflictError):
+            registry.delete_document("tag", "a:1", expected_version=7)
+        assert registry.delete_document("tag", "a:1", expected_version=1)
+        assert not registry.delete_document("tag", "a:1")
+        assert registry.delete_document("tag", "a:2")
+        assert [d.name for d in registry.list_documents("tag", prefix="a:")] == []
+
+    def test_concurrent_document_creators_exactly_one_wins(
+        self, make_component: Callable[[], Registry]
+    ) -> None:
+        registries = [make_component() for _ in range(4)]
+        if not self.supports_documents(registries[0]):
+            pytest.skip("this registry declares no document support (Registry.put_document)")
+        from ...errors import DocumentConflictError
+
+        lock = threading.Lock()
+
+        def create(i: int, reg: Registry, name: str, barrier: threading.Barrier,
+                   won: list[int]) -> None:
+            barrier.wait(10)
+            try:
+                reg.put_document("deployment", name, {"by": i}, expected_version=0)
+            except DocumentConflictError:
+                return
+            with lock:
+                won.append(i)
+
+        for round_ in range(5):
+            name, won = f"counter-{round_}", []
+            barrier = threading.Barrier(len(registries))
+            threads = [threading.Thread(target=create, args=(i, r, name, barrier, won))
+                       for i, r in enumerate(registries)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert len(won) == 1
+            stored = registries[0].get_document("deployment", name)
+            assert stored is not None and stored.body == {"by": won[0]} and stored.version == 1
+
+    def test_documents_absent_is_a_clear_config_error(self, registry: Registry) -> None:
+        if self.supports_documents(registry):
+            pytest.skip("this registry supports documents")
+        from ...errors import ConfigError
+
+        with pytest.raises(ConfigError, match="documents"):
+            registry.get_document("deployment", "x")
+
     # -- housekeeping ----------------------------------------------------------------------
     @staticmethod
     def supports_housekeeping(registry: Registry) -> bool:

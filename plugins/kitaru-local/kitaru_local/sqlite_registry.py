@@ -38,12 +38,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kitaru_core.errors import ArtifactNotFoundError, ExecutionNotFoundError, StorageError
+from kitaru_core.errors import (
+    ArtifactNotFoundError,
+    DocumentConflictError,
+    ExecutionNotFoundError,
+    StorageError,
+)
 from kitaru_core.ids import SHOWN_MATCHES, ambiguous_message, check_id, prefix_range, quoted
 from kitaru_core.interfaces import ComponentContext, FlavorConfig, Registry
 from kitaru_core.records import (
     ArtifactRecord,
     CallRecord,
+    DocumentRecord,
     ExecutionRecord,
     LogChunk,
     MemoryRecord,
@@ -60,8 +66,9 @@ from .configs import SqliteRegistryConfig
 # Version 4: the `memory` table (kitaru.memory), created by _SCHEMA like any missing table.
 # Version 5: the `journal` (see the module doc); versions counted by `_insert_artifact_rows`,
 # once per name and commit, instead of by a trigger once per artifact.
+# Version 6: the `documents` table (deployments, secrets, API keys), created by _SCHEMA.
 # An older file is migrated in place when opened.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     exec_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, status TEXT NOT NULL,
@@ -107,6 +114,10 @@ CREATE TABLE IF NOT EXISTS memory (
     PRIMARY KEY (scope, key, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    kind TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+    created_at REAL, updated_at REAL, PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
 """
 _MIGRATE_FROM_1 = (
     "INSERT OR REPLACE INTO artifact_versions (name, latest) "
@@ -932,3 +943,56 @@ class SqliteRegistry(Registry):
 
     def list_memory_scopes(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT scope FROM memory ORDER BY scope")]
+
+    # -- documents ------------------------------------------------------------------------------
+    @staticmethod
+    def _doc(row: tuple[Any, ...]) -> DocumentRecord:
+        kind, name, version, body, created_at, updated_at = row
+        return DocumentRecord(kind, name, version, json.loads(body), created_at, updated_at)
+
+    def put_document(
+        self, kind: str, name: str, body: dict[str, Any], *, expected_version: int | None = None
+    ) -> DocumentRecord:
+        text = json.dumps(body)
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT version, created_at FROM documents WHERE kind = ? AND name = ?", (kind, name)
+            ).fetchone()
+            current, created = (row[0], row[1]) if row else (0, now)
+            if expected_version is not None and expected_version != current:
+                raise DocumentConflictError.of(kind, name, expected_version, current)
+            conn.execute(
+                "INSERT OR REPLACE INTO documents (kind, name, version, body, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, name, current + 1, text, created, now),
+            )
+        return DocumentRecord(kind, name, current + 1, json.loads(text), created, now)
+
+    def get_document(self, kind: str, name: str) -> DocumentRecord | None:
+        rows = self._query(f"SELECT {_DOC_COLS} FROM documents WHERE kind = ? AND name = ?",
+                           (kind, name))
+        return self._doc(rows[0]) if rows else None
+
+    def list_documents(self, kind: str, *, prefix: str = "") -> list[DocumentRecord]:
+        rows = self._query(
+            f"SELECT {_DOC_COLS} FROM documents WHERE kind = ? AND substr(name, 1, ?) = ? "
+            "ORDER BY name",
+            (kind, len(prefix), prefix),
+        )
+        return [self._doc(r) for r in rows]
+
+    def delete_document(self, kind: str, name: str, *, expected_version: int | None = None) -> bool:
+        with self._tx() as conn:
+            row = conn.execute("SELECT version FROM documents WHERE kind = ? AND name = ?",
+                               (kind, name)).fetchone()
+            if row is None:
+                return False
+            if expected_version is not None and expected_version != row[0]:
+                raise DocumentConflictError.of(kind, name, expected_version, row[0])
+            conn.execute("DELETE FROM documents WHERE kind = ? AND name = ?", (kind, name))
+        return True
+
+
+_DOC_COLS = "kind, name, version, body, created_at, updated_at"
+

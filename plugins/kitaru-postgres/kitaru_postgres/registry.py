@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from kitaru_core.errors import ArtifactNotFoundError, ConfigError, ExecutionNotFoundError, KitaruError
+from kitaru_core.errors import (
+    ArtifactNotFoundError,
+    ConfigError,
+    DocumentConflictError,
+    ExecutionNotFoundError,
+    KitaruError,
+)
 from kitaru_core.ids import SHOWN_MATCHES, ambiguous_message, check_id, prefix_range, quoted
 from kitaru_core.interfaces import ComponentContext, Registry
 from kitaru_core.records import (
     ArtifactRecord,
     CallRecord,
+    DocumentRecord,
     ExecutionRecord,
     LogChunk,
     MemoryRecord,
@@ -638,6 +646,63 @@ class PostgresRegistry(Registry):
     def list_memory_scopes(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT scope FROM memory ORDER BY scope")]
 
+
+    # -- documents ------------------------------------------------------------------------
+    # Each write is one statement: the primary key and the version condition make racing
+    # writers with the same expected version collide, and exactly one statement wins.
+    def put_document(
+        self, kind: str, name: str, body: dict[str, Any], *, expected_version: int | None = None
+    ) -> DocumentRecord:
+        now = time.time()
+        doc = self._jsonb(body)
+        if expected_version is None:
+            sql = (f"INSERT INTO documents ({_DOC_COLS}) VALUES (%s, %s, 1, %s, %s, %s) "
+                   "ON CONFLICT (kind, name) DO UPDATE SET version = documents.version + 1, "
+                   "body = EXCLUDED.body, updated_at = EXCLUDED.updated_at "
+                   f"RETURNING {_DOC_COLS}")
+            params: tuple[Any, ...] = (kind, name, doc, now, now)
+        elif expected_version == 0:
+            sql = (f"INSERT INTO documents ({_DOC_COLS}) VALUES (%s, %s, 1, %s, %s, %s) "
+                   f"ON CONFLICT (kind, name) DO NOTHING RETURNING {_DOC_COLS}")
+            params = (kind, name, doc, now, now)
+        else:
+            sql = ("UPDATE documents SET version = version + 1, body = %s, updated_at = %s "
+                   f"WHERE kind = %s AND name = %s AND version = %s RETURNING {_DOC_COLS}")
+            params = (doc, now, kind, name, expected_version)
+        rows = self._query(sql, params)
+        if not rows:
+            found = self.get_document(kind, name)
+            raise DocumentConflictError.of(kind, name, expected_version or 0,
+                                           found.version if found else 0)
+        return DocumentRecord(*rows[0])
+
+    def get_document(self, kind: str, name: str) -> DocumentRecord | None:
+        rows = self._query(f"SELECT {_DOC_COLS} FROM documents WHERE kind = %s AND name = %s",
+                           (kind, name))
+        return DocumentRecord(*rows[0]) if rows else None
+
+    def list_documents(self, kind: str, *, prefix: str = "") -> list[DocumentRecord]:
+        rows = self._query(
+            f"SELECT {_DOC_COLS} FROM documents WHERE kind = %s AND starts_with(name, %s) "
+            "ORDER BY name",
+            (kind, prefix),
+        )
+        return [DocumentRecord(*r) for r in rows]
+
+    def delete_document(self, kind: str, name: str, *, expected_version: int | None = None) -> bool:
+        if expected_version is None:
+            return self._write("DELETE FROM documents WHERE kind = %s AND name = %s",
+                               (kind, name)) > 0
+        if self._write("DELETE FROM documents WHERE kind = %s AND name = %s AND version = %s",
+                       (kind, name, expected_version)) > 0:
+            return True
+        found = self.get_document(kind, name)
+        if found is None:
+            return False
+        raise DocumentConflictError.of(kind, name, expected_version, found.version)
+
+
+_DOC_COLS = "kind, name, version, body, created_at, updated_at"
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__

@@ -65,6 +65,14 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX memory_writer ON memory (scope, key, exec_id, call_id)",
     ],
+    # 2: documents (deployments, secrets, API keys), `Registry.put_document`.
+    [
+        """CREATE TABLE documents (
+            kind TEXT COLLATE "C" NOT NULL, name TEXT COLLATE "C" NOT NULL, version INTEGER NOT NULL,
+            body JSONB NOT NULL, created_at DOUBLE PRECISION, updated_at DOUBLE PRECISION,
+            PRIMARY KEY (kind, name)
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
