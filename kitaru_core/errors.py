@@ -153,6 +153,10 @@ class TaskError(KitaruError):
     """An isolated checkpoint's task could not be submitted, run or read back."""
 
 
+class CodeMismatchError(KitaruError):
+    """The code baked into a task's image is not the runner's (`code: {source: image}`)."""
+
+
 class ResumeFailedError(KitaruError):
     """A resume launched in the background could not continue the execution."""
 

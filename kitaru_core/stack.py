@@ -4,6 +4,7 @@ A stack file names one flavor per component and that flavor's config::
 
     name: local
     durability: default          # or "strict": records also survive a power loss
+    code: {source: package}      # or {source: image, path: /app}: see `code_source`
     registry:         {flavor: sqlite}
     artifact_store:   {flavor: local}
     orchestrator:     {flavor: local}
@@ -38,7 +39,7 @@ from .plugins.flavor import COMPONENT_TYPES, type_label
 from .plugins.manager import PluginManager, default_manager
 
 DEFAULT_STACK = "local"
-TOP_LEVEL_KEYS = ("name", "description", "durability", *COMPONENT_TYPES)
+TOP_LEVEL_KEYS = ("name", "description", "durability", "code", *COMPONENT_TYPES)
 COMPONENT_KEYS = ("flavor", "config")
 DURABILITY_MODES = ("default", "strict")
 DEFAULT_COMPONENTS: dict[str, dict[str, Any]] = {
@@ -120,6 +121,10 @@ def validate_stack(
     models: dict[str, tuple[Any, Any]] = {}
     if spec.get("description") is not None:
         out["description"] = str(spec["description"])
+    if spec.get("code") is not None:  # where remote tasks get the code (see `code_source`)
+        from .code_source import validate_code
+
+        out["code"] = validate_code(spec["code"], source)
     for ctype in COMPONENT_TYPES:
         comp = spec.get(ctype, DEFAULT_COMPONENTS[ctype])
         if isinstance(comp, str):  # shorthand: `registry: sqlite`

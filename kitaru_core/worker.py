@@ -16,15 +16,13 @@ import importlib
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
-import zipfile
-from pathlib import Path
 from typing import Any
 
 from .errors import KitaruError
 from .interfaces import ArtifactStore, ComponentContext
+from .runtime.code_package import extract_code_package
 from .runtime.protocol import PROTOCOL_VERSION, parse_worker_args
 from .runtime.specs import checkpoint_spec_of
 from .runtime.state import current_call
@@ -164,7 +162,11 @@ def load_function(ref: dict[str, Any], store: ArtifactStore) -> Any:
             )
     root = ref.get("root")
     if ref.get("code_package"):
-        root = str(_extract(store, ref["code_package"]))
+        root = str(extract_code_package(store, ref["code_package"]))
+    elif ref.get("code_image"):
+        from .runtime.image_code import image_code_root
+
+        root = str(image_code_root(ref["code_image"]))
     if root and root not in sys.path:
         sys.path.insert(0, root)
     if "pickled" in ref:
@@ -174,40 +176,6 @@ def load_function(ref: dict[str, Any], store: ArtifactStore) -> Any:
         obj = getattr(obj, part)
     inner = checkpoint_spec_of(obj)
     return inner.fn if inner is not None else obj
-
-
-def code_cache_dir() -> Path:
-    """Where code packages unpack: `<kitaru home>/code`, or `KITARU_CODE_CACHE`.
-
-    Not a shared temporary folder: code found there is imported and run, so it
-    must live where only this user can write.
-    """
-    from .home import home_dir
-
-    env = os.environ.get("KITARU_CODE_CACHE")
-    return Path(env).expanduser() if env else home_dir() / "code"
-
-
-def _extract(store: ArtifactStore, key: str) -> Path:
-    base = code_cache_dir()
-    target = base / key
-    if not (target / ".complete").exists():
-        import io
-        import shutil
-
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{key[:12]}-"))
-        try:
-            with zipfile.ZipFile(io.BytesIO(store.get_blob(key))) as zf:
-                zf.extractall(tmp)
-            (tmp / ".complete").write_text("")
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / ".complete").exists():  # not "another worker extracted it first"
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 if __name__ == "__main__":

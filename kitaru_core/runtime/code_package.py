@@ -4,6 +4,8 @@ Everything under the project folder goes in (modules and package data next to th
 such as prompt templates), except environments, caches and VCS folders, hidden folders,
 compiled files, and what a `.kitaruignore` at the project root excludes. The zip is
 content-addressed (same files, same bytes, same key), so it is uploaded once per content.
+`code_digest` names the same files by their paths and contents alone (no zip bytes), so a
+copy of the project in a container image (`code: {source: image}`) can be checked against it.
 
 `.kitaruignore` takes one pattern per line (`#` starts a comment): a pattern without `/`
 matches a file or folder name at any depth (`*.csv`, `data`), one with `/` a path from the
@@ -16,8 +18,11 @@ import fnmatch
 import hashlib
 import io
 import os
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -28,7 +33,11 @@ _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "site-pack
               "build", "dist", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".so.tmp")
 
+#: The file `kitaru image dockerfile` writes next to the code it copies (a dotfile: not code).
+CODE_MANIFEST = ".kitaru-code.json"
+
 _cache: dict[str, tuple[bytes, str] | None] = {}
+_digests: dict[str, str] = {}
 
 
 def max_bytes() -> int:
@@ -108,6 +117,11 @@ def package_files(root: Path, limit: int | None = None) -> list[Path]:
     return files
 
 
+def is_installed(root: Path) -> bool:
+    """True for code under site-packages (an image installs it; it is never packaged)."""
+    return bool({"site-packages", "dist-packages"} & set(root.parts))
+
+
 def code_package(root: Path) -> tuple[bytes, str] | None:
     """A deterministic zip of the project under `root` and its sha256 (cached per process).
 
@@ -117,7 +131,7 @@ def code_package(root: Path) -> tuple[bytes, str] | None:
     key = str(root)
     if key in _cache:
         return _cache[key]
-    if {"site-packages", "dist-packages"} & set(root.parts):
+    if is_installed(root):
         _cache[key] = None
         return None
     files = package_files(root, max_bytes())
@@ -132,3 +146,55 @@ def code_package(root: Path) -> tuple[bytes, str] | None:
     result = (data, hashlib.sha256(data).hexdigest())
     _cache[key] = result
     return result
+
+
+def code_digest(root: Path, *, cached: bool = True) -> str:
+    """sha256 of the files a package of `root` holds: each one's path and content, in order.
+
+    Independent of zip and compression details, so the runner's project and a copy of it
+    in an image have the same digest exactly when they hold the same files. Raises
+    `ConfigError` over the size limit, as `code_package` does.
+    """
+    key = str(root)
+    if cached and key in _digests:
+        return _digests[key]
+    outer = hashlib.sha256()
+    for f in package_files(root, max_bytes()):
+        outer.update(f.relative_to(root).as_posix().encode() + b"\0")
+        outer.update(hashlib.sha256(f.read_bytes()).hexdigest().encode() + b"\n")
+    digest = outer.hexdigest()
+    if cached:
+        _digests[key] = digest
+    return digest
+
+
+def code_cache_dir() -> Path:
+    """Where code packages unpack: `<kitaru home>/code`, or `KITARU_CODE_CACHE`.
+
+    Not a shared temporary folder: code found there is imported and run, so it
+    must live where only this user can write.
+    """
+    from ..home import home_dir
+
+    env = os.environ.get("KITARU_CODE_CACHE")
+    return Path(env).expanduser() if env else home_dir() / "code"
+
+
+def extract_code_package(store: Any, key: str) -> Path:
+    """The folder the code package `key` (a blob of `store`) is unpacked to, once per key."""
+    base = code_cache_dir()
+    target = base / key
+    if not (target / ".complete").exists():
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{key[:12]}-"))
+        try:
+            with zipfile.ZipFile(io.BytesIO(store.get_blob(key))) as zf:
+                zf.extractall(tmp)
+            (tmp / ".complete").write_text("")
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / ".complete").exists():  # not "another worker extracted it first"
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import placeholders
+from ..code_source import CodeSource, code_source
 from ..errors import TaskError
 from ..interfaces import ExecutionTarget, Resources, TaskRequest
 from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
 from ..status import CallStatus
 from .artifacts import ensure_blob, new_id
-from .code_package import code_package
+from .code_package import code_digest, code_package, is_installed
 from .handles import OutputHandle
 from .protocol import task_name, task_prefix, task_spec, worker_argv
 
@@ -189,7 +190,7 @@ def _write_spec(
     document = task_spec(
         exec_id=ctx.exec_id, call_id=call.call_id, checkpoint=spec.name, attempt=call.attempts,
         task_name=request.task_name, prefix=task_prefix(ctx.exec_id, call.call_id, call.attempts),
-        function=function_reference(spec.fn, store),
+        function=function_reference(spec.fn, store, code_source(ctx.stack.spec)),
         inputs={name: {"key": by_name[name].key, "serializer": by_name[name].serializer} for name in bound},
         positional=list(bound) == [f"arg{i}" for i in range(len(bound))] and bool(bound),
     )
@@ -250,11 +251,13 @@ def _follow(
 # -- function references and code packages ----------------------------------------
 
 
-def function_reference(fn: Any, store: Any) -> dict[str, Any]:
-    """How a worker finds `fn`: by import path or cloudpickled, with the code package.
+def function_reference(fn: Any, store: Any, code: CodeSource | None = None) -> dict[str, Any]:
+    """How a worker finds `fn`: by import path or cloudpickled, with the project's code.
 
     A cloudpickled function still names the classes and functions of importable
-    modules by reference, so the worker gets the project's code on its path too.
+    modules by reference, so the worker gets the project's code on its path too:
+    the code package (uploaded), or with `code.source == "image"` the path of the
+    code in the image and the digest it must have (nothing uploaded).
     """
     module = fn.__module__
     qualname = fn.__qualname__
@@ -274,6 +277,10 @@ def function_reference(fn: Any, store: Any) -> dict[str, Any]:
     root, module_name = module_root(module, file)
     if "pickled" not in ref:
         ref["module"] = module_name
+    if code is not None and code.in_image:
+        if not is_installed(root):  # installed code: the image installs it too
+            ref["code_image"] = {"path": code.path, "digest": code_digest(root)}
+        return ref
     package = code_package(root)  # None for installed code: the task's image installs it too
     if package is not None:
         data, key = package
