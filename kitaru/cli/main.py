@@ -13,6 +13,7 @@ from . import (
     errors,
     executions_cmd,
     gc_cmd,
+    image_cmd,
     memory_cmd,
     model_cmd,
     plugins_cmd,
@@ -36,6 +37,7 @@ app.add_typer(executions_cmd.app, name="executions")
 app.add_typer(plugins_cmd.app, name="plugins")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(model_cmd.app, name="model")
+app.add_typer(image_cmd.app, name="image")
 executions_cmd.app.command("delete")(delete_cmd.delete)
 app.command("gc")(gc_cmd.gc)
 app.command("doctor")(doctor_cmd.doctor)
