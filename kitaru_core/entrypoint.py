@@ -1,27 +1,40 @@
 """Run (or resume, or retry) an execution's flow body: what orchestrators launch.
 
-    python -m kitaru_core.entrypoint resume <exec_id>
-    python -m kitaru_core.entrypoint retry <exec_id>
+    python -m kitaru_core.entrypoint resume|retry EXEC_ID
+    python -m kitaru_core.entrypoint resume|retry EXEC_ID --registry-flavor F --registry-config JSON \\
+        --store-flavor F --store-config JSON [--code-package KEY | --code-image PATH --code-digest D]
 
-The stack comes from KITARU_STACK_SPEC (set by the launcher), else the active one.
+The first form (a runner on this machine) takes the stack from KITARU_STACK_SPEC (set by
+the launcher), else the active one. The second is a remote runner's (`runtime.remote_launch`):
+the execution's frozen stack is read from the registry it names, the flow's code from the
+store's code package or the image.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .errors import KitaruError
-from .runtime.service import environment_stack, resume_here
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] not in ("resume", "retry"):
-        print("usage: python -m kitaru_core.entrypoint resume|retry EXEC_ID", file=sys.stderr)
-        return 2
-    mode, exec_id = args
+    from .runtime.remote_launch import add_arguments, remote_stack
+
+    parser = argparse.ArgumentParser(prog="python -m kitaru_core.entrypoint",
+                                     description="Continue an execution's flow body.")
+    parser.add_argument("mode", choices=("resume", "retry"))
+    parser.add_argument("exec_id")
+    add_arguments(parser)
     try:
-        record = resume_here(environment_stack(), exec_id, mode=mode, record_failure=True)
+        ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        from .runtime.service import environment_stack, resume_here
+
+        stack = remote_stack(ns, ns.exec_id) if ns.registry_flavor else environment_stack()
+        record = resume_here(stack, ns.exec_id, mode=ns.mode, record_failure=True)
     except KitaruError as exc:
         print(f"kitaru: {exc}", file=sys.stderr)
         return exc.exit_code

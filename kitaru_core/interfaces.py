@@ -701,9 +701,12 @@ class Orchestrator(Component):
         `env` holds the variables the runner needs; `KITARU_RUN_IMAGE`, when present, is
         the run's `image` option (Kitaru's ImageSettings fields, as JSON) for an
         orchestrator that starts the runner in a container image of its choosing.
-        `command[0]` is the runner's interpreter and `cwd` its folder: both are local
-        values, which an orchestrator with `locality = "network"` replaces by its image's
-        `python` and working directory (the rest of `command` is `-m kitaru ...`).
+        For an orchestrator with `locality = "network"` nothing in `command` or `env` is a
+        value of the launching machine (`runtime.remote_launch`): `command[0]` is `python`,
+        to be run as the image's interpreter, the rest names the entrypoint, the registry's
+        and store's flavor and config (`${env:NAME}` unresolved: the orchestrator supplies
+        those variables from its secret mechanism) and the flow's code reference; `cwd` is
+        None. Otherwise `command[0]` is this machine's interpreter and `cwd` the run's folder.
         """
 
     def poll(self, handle: dict[str, Any]) -> TaskState:

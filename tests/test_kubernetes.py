@@ -267,3 +267,47 @@ def test_bad_credentials_are_a_config_error(tmp_path: Path) -> None:
     config = KubernetesTargetConfig(namespace="kitaru", image="x", kubeconfig=str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="kubeconfig"):
         KubernetesTarget(config, context(tmp_path)).poll({"namespace": "kitaru", "job": "j"})
+
+
+def test_env_from_runner_values_go_into_the_jobs_own_secret_never_its_manifest(
+    tmp_path: Path, kube_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = kube_cluster
+    target = make_target(tmp_path, server, "exit 0", env_from_runner=["API_TOKEN"])
+    core = target.jobs._core()
+    # A variable the runner does not have: refused before anything is created.
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    req = request("e1", "t-runner-env")
+    with pytest.raises(ConfigError, match="env_from_runner names API_TOKEN, but it is not set"):
+        target.check_resources(req)
+    with pytest.raises(ConfigError):
+        target.submit(req)
+    assert target.find(req.task_name) is None and core.list_namespaced_secret("kitaru").items == []
+
+    monkeypatch.setenv("API_TOKEN", "runner-value-81")
+    handle = target.submit(req)
+    job = target.jobs._batch().read_namespaced_job(handle["job"], "kitaru")
+    container = target.jobs.api.sanitize_for_serialization(job)["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": f"{handle['job']}-env"}}]
+    assert "runner-value-81" not in repr(target.jobs.api.sanitize_for_serialization(job))
+    secret = core.read_namespaced_secret(f"{handle['job']}-env", "kitaru")
+    assert base64.b64decode(secret.data["API_TOKEN"]).decode() == "runner-value-81"
+    # Owned by its Job: deleting the Job (cancel, TTL) deletes the Secret with it.
+    [owner] = secret.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid) == ("Job", handle["job"], handle["uid"])
+    assert wait_for(lambda: finished(target, handle)).state == "succeeded"
+    target.cancel(handle)
+    assert core.list_namespaced_secret("kitaru").items == []
+
+
+def test_a_jobs_secret_reaches_its_process(
+    tmp_path: Path, kube_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pod gets the value from the Secret (the runner's environment here does not have it)."""
+    server, _ = kube_cluster
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    target = make_target(tmp_path, server, "exit 0", env_from_runner=["API_TOKEN"])
+    manifest = target.manifest(request("e1", "t-own-secret"))
+    handle = target.jobs.create(manifest, {"API_TOKEN": "only-in-secret"})
+    assert wait_for(lambda: finished(target, handle)).state == "succeeded"
+    assert "secret=only-in-secret" in (tmp_path / "env.txt").read_text()

@@ -21,7 +21,8 @@ def flow_reference(fn: Any) -> dict[str, Any]:
     ref: dict[str, Any] = {"module": fn.__module__, "qualname": fn.__qualname__, "cwd": os.getcwd()}
     if file and os.path.exists(file):
         root, module_name = module_root(fn.__module__, file)
-        ref.update(file=file, root=str(root), import_name=module_name)
+        rel_file = os.path.relpath(file, root).replace(os.sep, "/")
+        ref.update(file=file, root=str(root), import_name=module_name, rel_file=rel_file)
     if fn.__module__ == "__main__":
         script_module_name()  # a value of the script's classes read back here finds the script itself
     return ref
@@ -45,6 +46,33 @@ def not_importable_reason(fn: Any) -> str | None:
 
 
 _importing = 0
+#: Where a remote runner gets the flow's code (`use_code_root`); None: the recorded folder.
+_code_root: Any = None
+
+
+def use_code_root(root: Any) -> None:
+    """Import flows from `root` (a code package unpacked, or the code in an image) instead of
+    the folder their record names, which is a folder of the machine that started the run.
+
+    `root` may be a function returning the folder: it is called when the flow is first
+    imported, so its errors (a code digest that does not match) are recorded like an
+    import error's.
+    """
+    global _code_root
+    _code_root = root
+
+
+def _relocated(ref: dict[str, Any]) -> dict[str, Any]:
+    global _code_root
+    if _code_root is None:
+        return ref
+    if callable(_code_root):
+        _code_root = _code_root()
+    root = str(_code_root)
+    out = {**ref, "root": root, "cwd": root}
+    if ref.get("rel_file"):
+        out["file"] = os.path.join(root, ref["rel_file"])
+    return out
 
 
 def is_importing() -> bool:
@@ -54,6 +82,7 @@ def is_importing() -> bool:
 
 def load_flow(ref: dict[str, Any]) -> FlowSpec:
     """Import the flow a record points at; the script's `__main__` block does not run."""
+    ref = _relocated(ref)
     qualname = ref.get("qualname", "")
     if "<locals>" in qualname:
         raise KitaruError(

@@ -84,13 +84,23 @@ def create_execution(
     now = time.time()
     record = ExecutionRecord(
         exec_id=exec_id, flow_name=flow.name, status=ExecutionStatus.RUNNING.value,
-        flow_ref=flow_reference(flow.fn), stack=stack.spec, inputs_artifact=inputs.artifact_id,
+        flow_ref=_flow_ref(flow, stack), stack=stack.spec, inputs_artifact=inputs.artifact_id,
         original_exec_id=original_exec_id, replay=replay, owner=owner,
         lease_expires=now + LEASE_SECONDS if owner else None, created_at=now, started_at=now,
     )
     # One transaction: an execution recorded without its inputs could never be resumed.
     registry.create_execution(record, artifacts)
     return record
+
+
+def _flow_ref(flow: FlowSpec, stack: Stack) -> dict[str, Any]:
+    """Where the flow's code is; for a stack whose runners run elsewhere, also how they get it."""
+    ref = flow_reference(flow.fn)
+    if stack.orchestrator.locality == "network":
+        from .remote_launch import with_code
+
+        ref = with_code(ref, stack)
+    return ref
 
 
 def load_options(record: ExecutionRecord, stack: Stack) -> dict[str, Any]:
@@ -293,21 +303,28 @@ def launch(
     from .handover import LAUNCH_ID_ENV
 
     stack = stack_for_record(record, stack)
-    command = [sys.executable, "-m", "kitaru_core.entrypoint", mode, record.exec_id]
-    env = {
-        "KITARU_HOME": str(stack.home),
-        "KITARU_STACK_SPEC": json.dumps(stack.spec),
-        "KITARU_INTERACTIVE": "0",
-    }
+    remote = stack.orchestrator.locality == "network"
+    if remote:  # no value of this machine: see `remote_launch`
+        from .remote_launch import runner_command
+
+        command = runner_command(record, stack, mode)
+        env = {"KITARU_INTERACTIVE": "0"}
+    else:
+        command = [sys.executable, "-m", "kitaru_core.entrypoint", mode, record.exec_id]
+        env = {
+            "KITARU_HOME": str(stack.home),
+            "KITARU_STACK_SPEC": json.dumps(stack.spec),
+            "KITARU_INTERACTIVE": "0",
+        }
     if launch_id:
         env[LAUNCH_ID_ENV] = launch_id
     image = load_options(record, stack).get("image")
     if image:  # the run's `image` option, for an orchestrator that starts runners in containers
         env[RUN_IMAGE_ENV] = json.dumps(image)
     handle = stack.orchestrator.launch(
-        record.exec_id, command=command, env=env, cwd=record.flow_ref.get("cwd")
+        record.exec_id, command=command, env=env, cwd=None if remote else record.flow_ref.get("cwd")
     )
-    if stack.orchestrator.locality == "network":
+    if remote:
         # Where `kitaru executions cancel` finds a runner it cannot signal itself.
         stack.artifact_store.write_file(runner_handle_path(record.exec_id), json.dumps(handle or {}).encode())
     return handle

@@ -41,7 +41,7 @@ JOB_LABEL = "kitaru.dev/job"
 @attrs.define(kw_only=True)
 class KitaruKubeEmulator(kmock.KubernetesEmulator):
     """kmock's stateful emulator plus what kitaru's plugin uses and kmock leaves out:
-    equality label selectors on lists and the pods' `log` subresource."""
+    equality label selectors on lists, the pods' `log` subresource and a `uid` on create."""
 
     log_files: dict[tuple[str, str], Path] = attrs.field(factory=dict)
 
@@ -57,6 +57,9 @@ class KitaruKubeEmulator(kmock.KubernetesEmulator):
         return payload
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.method == kmock.method.POST and isinstance(request.data, dict) and not request.subresource:
+            # What the API server does on create: a uid (owner references point at it).
+            request.data.setdefault("metadata", {}).setdefault("uid", str(uuid.uuid4()))
         if request.subresource == "log" and request.method == kmock.method.GET:
             path = self.log_files.get((request.namespace or "", request.name or ""))
             if path is None:

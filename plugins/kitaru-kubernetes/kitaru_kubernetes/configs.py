@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kitaru_core.config_types import AbsolutePath
 from kitaru_core.interfaces import FlavorConfig
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class KubernetesJobConfig(FlavorConfig):
@@ -30,6 +33,11 @@ class KubernetesJobConfig(FlavorConfig):
     env_from_secrets: list[str] = Field(
         default_factory=list, description="Secrets whose keys all become environment variables"
     )
+    env_from_runner: list[str] = Field(
+        default_factory=list,
+        description="Environment variables copied from the runner's environment into a Secret of "
+        "each Job (deleted with it); the Job's manifest names the Secret, never a value",
+    )
     resources: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description='Container resources, e.g. {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}}',
@@ -41,6 +49,14 @@ class KubernetesJobConfig(FlavorConfig):
     active_deadline_seconds: int | None = Field(
         default=None, gt=0, description="Seconds after which Kubernetes stops a Job; None: no limit"
     )
+
+    @field_validator("env_from_runner")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not _ENV_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an environment variable name (letters, digits, '_')")
+        return value
 
 
 class KubernetesTargetConfig(KubernetesJobConfig):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitaru_core.errors import TaskError
+from kitaru_core.errors import ConfigError, TaskError
 from kitaru_core.interfaces import TaskState
 
 from .configs import KubernetesJobConfig
-from .manifests import JOB_LABEL
+from .manifests import JOB_LABEL, env_secret_manifest, env_secret_name
 
 # Pod-level reasons that mean the node, not the code, ended the task: kitaru may run it again.
 _LOST_POD_REASONS = {
@@ -41,20 +41,48 @@ class JobClient:
 
         return client.CoreV1Api(self.api)
 
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def create(self, manifest: dict[str, Any], env_values: dict[str, str] | None = None) -> dict[str, Any]:
         """Create the Job, or find the one already created under its name (a repeated
-        submit after a crash); return its handle."""
+        submit after a crash); return its handle.
+
+        `env_values` (the `env_from_runner` variables) go into the Job's own Secret, created
+        first and then owned by the Job, so that deleting the Job deletes it.
+        """
         from kubernetes.client.exceptions import ApiException
 
         namespace = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
+        if env_values:
+            self._put_secret(env_secret_manifest(namespace, name, env_values))
         try:
             job = self._batch().create_namespaced_job(namespace, manifest)
         except ApiException as exc:
             if exc.status != 409:
                 raise self._error(f"cannot create Job {namespace}/{name}", exc) from exc
             job = self._batch().read_namespaced_job(name, namespace)
+        if env_values:
+            owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job.metadata.uid}
+            try:
+                self._core().patch_namespaced_secret(
+                    env_secret_name(name), namespace, {"metadata": {"ownerReferences": [owner]}})
+            except ApiException as exc:
+                raise self._error(f"cannot make Job {namespace}/{name} the owner of its Secret", exc) from exc
         return {"namespace": namespace, "job": name, "uid": job.metadata.uid}
+
+    def _put_secret(self, manifest: dict[str, Any]) -> None:
+        """Create the Secret, or replace the one a crashed submit left under its name."""
+        from kubernetes.client.exceptions import ApiException
+
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        try:
+            self._core().create_namespaced_secret(namespace, manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise self._error(f"cannot create Secret {namespace}/{name}", exc) from exc
+            try:
+                self._core().replace_namespaced_secret(name, namespace, manifest)
+            except ApiException as again:
+                raise self._error(f"cannot replace Secret {namespace}/{name}", again) from again
 
     def find(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The handle of the Job `name` if it exists, else None."""
@@ -130,6 +158,12 @@ class JobClient:
         except ApiException as exc:
             if exc.status != 404:
                 raise self._error(f"cannot delete Job {handle['namespace']}/{handle['job']}", exc) from exc
+        if self.config.env_from_runner:  # owned by the Job, so also collected; not left if that failed
+            try:
+                self._core().delete_namespaced_secret(env_secret_name(handle["job"]), handle["namespace"])
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise self._error(f"cannot delete the Secret of Job {handle['job']}", exc) from exc
 
     def logs(self, handle: dict[str, Any]) -> str:
         """The output of the Job's pods, oldest first ("" when none is left)."""
@@ -159,3 +193,20 @@ class JobClient:
             f"{what}: {getattr(exc, 'status', '?')} {reason}; check the namespace "
             f"{self.config.namespace!r} exists and the stack's credentials may manage Jobs there"
         )
+
+
+def runner_env(config: KubernetesJobConfig) -> dict[str, str]:
+    """The values of the `env_from_runner` variables in this process's environment.
+
+    Raises `ConfigError` naming a variable that is not set, before anything is created.
+    """
+    import os
+
+    missing = [name for name in config.env_from_runner if name not in os.environ]
+    if missing:
+        raise ConfigError(
+            f"the kubernetes config's env_from_runner names {missing[0]}, but it is not set in the "
+            f"runner's environment; export {missing[0]} where the runner runs, or put it in a Secret "
+            "named in env_from_secrets"
+        )
+    return {name: os.environ[name] for name in config.env_from_runner}

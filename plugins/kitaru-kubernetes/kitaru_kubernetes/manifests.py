@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from typing import Any
@@ -30,6 +31,24 @@ def job_name(role: str, task_name: str) -> str:
     digest = hashlib.sha256(f"{role}:{task_name}".encode()).hexdigest()[:10]
     readable = _NOT_DNS.sub("-", task_name.lower()).strip("-")[:40].strip("-")
     return f"kitaru-{role}-{readable}-{digest}" if readable else f"kitaru-{role}-{digest}"
+
+
+def env_secret_name(job: str) -> str:
+    """The Secret holding the `env_from_runner` values of Job `job`."""
+    return f"{job}-env"
+
+
+def env_secret_manifest(namespace: str, job: str, values: dict[str, str]) -> dict[str, Any]:
+    """The Secret with the `env_from_runner` values of Job `job` (an owner reference to the Job
+    is added once it exists, so that deleting the Job deletes the Secret)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": env_secret_name(job), "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "kitaru", JOB_LABEL: job}},
+        "type": "Opaque",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in sorted(values.items())},
+    }
 
 
 def label_value(value: str) -> str:
@@ -62,8 +81,11 @@ def job_manifest(
         "command": command,
         "env": [{"name": key, "value": value} for key, value in sorted({**config.env, **env}.items())],
     }
-    if config.env_from_secrets:
-        container["envFrom"] = [{"secretRef": {"name": secret}} for secret in config.env_from_secrets]
+    env_from = [{"secretRef": {"name": secret}} for secret in config.env_from_secrets]
+    if config.env_from_runner:  # the values are in the Job's own Secret, never in this manifest
+        env_from.append({"secretRef": {"name": env_secret_name(name)}})
+    if env_from:
+        container["envFrom"] = env_from
     chosen = config.resources if resources is None else resources
     if chosen:
         container["resources"] = {kind: dict(values) for kind, values in chosen.items()}

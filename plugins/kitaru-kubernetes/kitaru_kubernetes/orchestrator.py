@@ -7,14 +7,13 @@ the execution and exits, which completes its Job: nothing runs while waiting.
 
 from __future__ import annotations
 
-import sys
 import uuid
 from typing import Any
 
 from kitaru_core.interfaces import ComponentContext, Orchestrator, TaskState
 
 from .configs import KubernetesOrchestratorConfig
-from .jobs import JobClient
+from .jobs import JobClient, runner_env
 from .manifests import EXECUTION_LABEL, ROLE_LABEL, TASK_LABEL, job_manifest, job_name
 
 _LAUNCH_ID_ENV = "KITARU_LAUNCH_ID"
@@ -31,7 +30,7 @@ class KubernetesOrchestrator(Orchestrator):
 
     def manifest(self, exec_id: str, *, command: list[str], env: dict[str, str]) -> dict[str, Any]:
         """The Job this orchestrator creates for one launch of `exec_id`."""
-        if command and command[0] == sys.executable:  # the image has its own Python
+        if command:  # `python` (the core's stand-in for the image's interpreter): the configured one
             command = [self.config.python, *command[1:]]
         # A launch id (given by the core) names the Job, so a repeated launch finds it.
         launch = env.get(_LAUNCH_ID_ENV) or uuid.uuid4().hex[:12]
@@ -48,7 +47,7 @@ class KubernetesOrchestrator(Orchestrator):
     def launch(
         self, exec_id: str, *, command: list[str], env: dict[str, str], cwd: str | None
     ) -> dict[str, Any]:
-        return self.jobs.create(self.manifest(exec_id, command=command, env=env))
+        return self.jobs.create(self.manifest(exec_id, command=command, env=env), runner_env(self.config))
 
     def poll(self, handle: dict[str, Any]) -> TaskState:
         return self.jobs.state(handle)

@@ -9,7 +9,7 @@ from kitaru_core.errors import ResourceError
 from kitaru_core.interfaces import ComponentContext, ExecutionTarget, TaskRequest, TaskState
 
 from .configs import KubernetesTargetConfig
-from .jobs import JobClient
+from .jobs import JobClient, runner_env
 from .manifests import LABEL_PREFIX, ROLE_LABEL, TASK_LABEL, job_manifest
 
 #: The extended resource a GPU is requested as (the NVIDIA device plugin's name).
@@ -41,6 +41,7 @@ class KubernetesTarget(ExecutionTarget):
             )
         if request.options:
             raise ResourceError(f"the kubernetes target takes no options, got {sorted(request.options)}")
+        runner_env(self.config)  # an env_from_runner variable that is not set: refused before anything runs
 
     def manifest(self, request: TaskRequest) -> dict[str, Any]:
         """The Job this target creates for `request`."""
@@ -63,7 +64,7 @@ class KubernetesTarget(ExecutionTarget):
 
     def submit(self, request: TaskRequest) -> dict[str, Any]:
         self.check_resources(request)
-        return self.jobs.create(self.manifest(request))
+        return self.jobs.create(self.manifest(request), runner_env(self.config))
 
     def find(self, task_name: str) -> dict[str, Any] | None:
         return self.jobs.find(self.config.namespace, task_name)
