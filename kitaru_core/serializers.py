@@ -32,6 +32,21 @@ _LIVE_RESOURCES: tuple[type, ...] = (io.IOBase,)
 _IN_MEMORY_STREAMS = (io.StringIO, io.BytesIO)  # these pickle with their contents and position
 # Built once: json.dumps with non-default options builds a new encoder on every call.
 _COMPACT_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+# The C encoder behind `_COMPACT_JSON.encode`, made once instead of once per value (the same
+# bytes). No circular-reference markers: only values `_is_plain_json` accepted reach it, and
+# it refuses anything nested deeper than 64 levels, so a cycle never does.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_encode_plain: Any = (
+    _C_ENCODER(None, None, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
+    if _C_ENCODER is not None else None
+)
+
+
+def _plain_json_text(value: Any) -> str:
+    """`_COMPACT_JSON.encode(value)` for a value `_is_plain_json` accepted."""
+    if _encode_plain is None:
+        return _COMPACT_JSON.encode(value)
+    return "".join(_encode_plain(value, 0))
 
 
 def type_name(value: Any) -> str:
@@ -60,7 +75,7 @@ def serialize(value: Any) -> tuple[bytes, str]:
         return _pickle(value)
     if cls in (dict, list) and _is_plain_json(value, 0):
         try:
-            return _COMPACT_JSON.encode(value).encode(), "json"
+            return _plain_json_text(value).encode(), "json"
         except (TypeError, ValueError):
             pass
     return _pickle(value)
@@ -267,15 +282,36 @@ def _is_pydantic_model(value: Any) -> bool:
     return pyd is not None and isinstance(value, pyd.BaseModel)
 
 
+_INF = (float("inf"), float("-inf"))
+
+
 def _is_plain_json(value: Any, depth: int) -> bool:
-    """True if `value` is made only of dict/list/str/int/float/bool/None (str keys)."""
-    if depth > 64:
-        return False
+    """True if `value` is made only of dict/list/str/int/float/bool/None (str keys), at most
+    64 levels deep.
+
+    Runs on every dict or list a checkpoint returns or receives: scalars are checked in
+    the loop, only nested containers cost a call.
+    """
     cls = type(value)
-    if cls in _JSON_SCALARS:
-        return not (cls is float and (value != value or value in (float("inf"), float("-inf"))))
-    if cls is list:
-        return all(_is_plain_json(v, depth + 1) for v in value)
+    if cls is not dict and cls is not list:
+        if depth > 64 or cls not in _JSON_SCALARS:
+            return False
+        return not (cls is float and (value != value or value in _INF))
+    if depth >= 64:  # its items would be deeper than 64
+        return depth == 64 and not value
     if cls is dict:
-        return all(type(k) is str and _is_plain_json(v, depth + 1) for k, v in value.items())
-    return False
+        if not all(type(k) is str for k in value):
+            return False
+        value = value.values()
+    for v in value:
+        t = type(v)
+        if t is str or t is int or t is bool or v is None:
+            continue
+        if t is float:
+            if v != v or v in _INF:
+                return False
+            continue
+        if (t is dict or t is list) and _is_plain_json(v, depth + 1):
+            continue
+        return False
+    return True

@@ -410,3 +410,99 @@ def test_help_does_not_load_typers_markdown_renderer():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "TERMINAL_WIDTH": "100"})
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -- the serializer's fast checks agree with their definitions ------------------------------------
+
+
+def _plain_by_definition(value, depth: int = 0) -> bool:
+    """What `_is_plain_json` decides, written the obvious (slow) way."""
+    if depth > 64:
+        return False
+    if type(value) in (str, int, bool, type(None)):
+        return True
+    if type(value) is float:
+        return value == value and value not in (float("inf"), float("-inf"))
+    if type(value) is list:
+        return all(_plain_by_definition(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _plain_by_definition(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _nested(depth: int, leaf) -> list:
+    value = [leaf] if leaf is not None else []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _random_value(rng, depth: int = 0):
+    import math
+    from enum import IntEnum
+
+    class Level(IntEnum):
+        LOW = 1
+
+    choices = ["s", "é", 3, True, None, 2.5, math.nan, math.inf, -math.inf, (1,), b"b", Level.LOW,
+               {1: "int key"}, {"set": {1}}]
+    if depth < 4 and rng.random() < 0.5:
+        items = [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+        if rng.random() < 0.5:
+            return items
+        return {f"k{i}": v for i, v in enumerate(items)}
+    return rng.choice(choices)
+
+
+def test_the_plain_json_check_decides_as_its_definition():
+    import random
+
+    from kitaru_core.serializers import _is_plain_json
+
+    rng = random.Random(7)
+    values = [_random_value(rng) for _ in range(3000)]
+    values += [_nested(d, leaf) for d in (62, 63, 64, 65) for leaf in (None, 1, "x")]
+    values += [{"a": _nested(63, None)}, {"a": _nested(63, 1)}, {}, []]
+    decided = [(_is_plain_json(v, 0), _plain_by_definition(v)) for v in values]
+    assert all(fast == slow for fast, slow in decided)
+    assert {fast for fast, _ in decided} == {True, False}  # both answers were exercised
+
+
+def test_json_values_serialize_to_the_bytes_of_the_standard_encoder():
+    import json
+    import random
+
+    from kitaru_core.serializers import serialize
+
+    rng = random.Random(11)
+    values = [v for v in (_random_value(rng) for _ in range(3000)) if type(v) in (dict, list)]
+    values.append({"text": "naïve ☃ \"quoted\"\n", "n": [1, -2.5e-300, 10**30, None, False]})
+    plain = [v for v in values if _plain_by_definition(v)]
+    assert len(plain) > 100
+    for value in plain:
+        data, serializer = serialize(value)
+        assert serializer == "json"  # same bytes, so the same content keys as before
+        assert data == json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    for value in values:
+        if not _plain_by_definition(value):
+            assert serialize(value)[1] == "pickle"
+
+
+@checkpoint(cache=True)
+def cached_echo(value: object) -> str:
+    return "never"
+
+
+@flow
+def cached_lock_flow() -> str:
+    return cached_echo(threading.Lock()).load()
+
+
+def test_an_unserializable_input_of_a_cached_call_names_the_input_and_the_call():
+    from kitaru.errors import SerializationError
+
+    with pytest.raises(FlowFailedError) as info:
+        cached_lock_flow.run().wait()
+    cause = info.value.__cause__
+    assert isinstance(cause, SerializationError)
+    assert "input 'value' of checkpoint 'cached_echo#1'" in str(cause)

@@ -6,6 +6,8 @@ import hashlib
 import os
 import random
 import time
+from collections.abc import Callable
+from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArtifactDamagedError, SerializationError
@@ -40,12 +42,13 @@ def write_value(
     direction: str,
     call_id: str | None = None,
     metadata: dict[str, Any] | None = None,
-    what: str = "",
+    what: str | Callable[[], str] = "",
     inline_limit: int = 0,
 ) -> ArtifactRecord:
     """Serialize `value`, store its bytes, and return the (not yet recorded) reference.
 
-    `what` names the place for error messages, e.g. "checkpoint 'research#1' output".
+    `what` names the place for error messages, e.g. "checkpoint 'research#1' output"
+    (or a function that makes that text: it is needed only when serializing fails).
     Bytes up to `inline_limit` stay in the record (`data`) for the registry to keep.
     """
     streamed = serialize_chunks(value)
@@ -60,18 +63,16 @@ def write_value(
     try:
         data, serializer = serialize(value)
     except SerializationError as exc:
-        raise SerializationError(f"{what or name}: {exc}") from None
-    return write_bytes(
-        store,
-        data,
-        serializer=serializer,
-        type_name_=type_name(value),
-        exec_id=exec_id,
-        name=name,
-        direction=direction,
-        call_id=call_id,
-        metadata=metadata,
-        inline_limit=inline_limit,
+        where = what() if callable(what) else what
+        raise SerializationError(f"{where or name}: {exc}") from None
+    key = sha256(data).hexdigest()
+    size = len(data)
+    inline = size <= inline_limit
+    if not inline:
+        store.put_blob(data, key)
+    return ArtifactRecord(  # positional: the hot path makes two or three per call
+        new_id(), exec_id, name, direction, key, serializer, type_name(value), size, call_id, 1, time.time(),
+        metadata, data if inline else None,
     )
 
 

@@ -48,6 +48,10 @@ class Capture:
                 merged.append((stream, text, ts))
         return merged
 
+    def pending(self) -> bool:
+        """True while it holds output not drained yet."""
+        return bool(self._parts)
+
     def __bool__(self) -> bool:
         return True
 

@@ -485,7 +485,7 @@ class ExecutionContext:
                 output = write_value(
                     self.store, value, exec_id=self.exec_id, name=spec.name,
                     direction="output", call_id=call.call_id,
-                    what=f"checkpoint {call.call_id!r} output", inline_limit=self.inline_limit,
+                    what=lambda: f"checkpoint {call.call_id!r} output", inline_limit=self.inline_limit,
                 )
             except SerializationError as exc:
                 error = exc
@@ -538,7 +538,9 @@ class ExecutionContext:
 
     def _chunks(self, cap: capture.Capture) -> list[LogChunk]:
         """Pending output of a capture as log chunks; large ones go to the artifact store."""
-        chunks = []
+        chunks: list[LogChunk] = []
+        if not cap.pending():  # nothing captured: the usual case
+            return chunks
         for stream, text, ts in cap.drain():
             if len(text) > _LOG_INLINE_LIMIT:
                 data = text.encode()
@@ -737,7 +739,7 @@ def _input_artifacts(
             out.append(
                 write_value(
                     ctx.store, value, exec_id=ctx.exec_id, name=pname, direction="input",
-                    call_id=cid, what=f"input {pname!r} of checkpoint {cid!r}",
+                    call_id=cid, what=lambda pname=pname: f"input {pname!r} of checkpoint {cid!r}",
                     inline_limit=ctx.inline_limit,
                 )
             )
