@@ -216,3 +216,13 @@ def until_suspended(handle: Any) -> None:
         assert time.monotonic() < deadline, f"{handle.exec_id} never suspended"
         assert record.status not in ("completed", "failed", "cancelled"), handle.wait()
         time.sleep(0.005)
+
+
+@pytest.fixture(scope="session")
+def azureml_double(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A double of the Azure ML REST endpoints the `azureml` target calls, on 127.0.0.1, running
+    each submitted command job as a local process (tests/services/azureml_double.py)."""
+    from services.azureml_double import running_double
+
+    with running_double(tmp_path_factory.mktemp("azureml")) as double:
+        yield double

@@ -1,1 +1,3 @@
-"""kitaru's Azure flavors: the `azure` artifact store. Importing this package imports no Azure SDK."""
+"""kitaru's Azure flavors: the `azure` artifact store and the `azureml` execution target.
+
+Importing this package imports no Azure SDK."""

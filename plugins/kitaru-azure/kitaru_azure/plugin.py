@@ -1,10 +1,11 @@
-"""Hook implementations: registers the Azure flavors (no implementation or SDK is imported here)."""
+"""Hook implementations: registers the Azure flavors, the `azure` store and the `azureml` target
+(no implementation or SDK is imported here)."""
 
 from __future__ import annotations
 
 from kitaru_core.plugins import Flavor, FlavorRegistrar, hookimpl
 
-from .configs import AzureStoreConfig
+from .configs import AzureMLTargetConfig, AzureStoreConfig
 
 
 @hookimpl
@@ -14,4 +15,10 @@ def kitaru_register_flavors(registrar: FlavorRegistrar) -> None:
         implementation="kitaru_azure.blob_store:AzureBlobArtifactStore",
         description="Content-addressed blobs in an Azure Blob Storage container under a prefix "
         "(adlfs).",
+    ))
+    registrar.add(Flavor(
+        name="azureml", type="execution_target", config=AzureMLTargetConfig,
+        implementation="kitaru_azure.azureml_target:AzureMLTarget",
+        description="Runs each isolated checkpoint call as an Azure ML command job (azure-ai-ml), on a "
+        "compute cluster or serverless compute.",
     ))
