@@ -14,10 +14,12 @@ fi
 stamp=.venv/.kitaru-setup
 want=$(cat scripts/setup.sh pyproject.toml plugins/*/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  # uv resolves the cloud SDKs' dependency trees in seconds where pip's resolver took tens of
+  # minutes on a loaded machine; pip stays in the venv for the tests that build wheels.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip uv
   plugins=()
   for p in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$p")"); done
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" "${plugins[@]}"
+  .venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[dev]" "${plugins[@]}"
   echo "$want" > "$stamp"
 fi
 
