@@ -340,6 +340,9 @@ class ArtifactStore(Component):
     """Bytes by key: content-addressed blobs plus a few named files (task specs, results)."""
 
     type = "artifact_store"
+    #: Modules a worker of this store will import (its SDK's): a fork server imports them
+    #: once, before it forks workers (`kitaru_core.forkserver`). Imports must start no thread.
+    fork_preload: ClassVar[tuple[str, ...]] = ()
 
     @property
     def process_local(self) -> bool:

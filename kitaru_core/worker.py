@@ -11,6 +11,7 @@ commit marker the runner waits for.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -94,6 +95,25 @@ def main(argv: list[str] | None = None) -> int:
     result["finished_at"] = time.time()
     store.write_file(f"{prefix}/result.json", json.dumps(result, default=repr).encode())
     return 0 if result["status"] == "ok" else 1
+
+
+def prepare_fork(argv: list[str]) -> None:
+    """Import what a worker with these arguments will need, in a fork server before it forks.
+
+    The plugins and the store flavor's class (with its SDK's modules); cloudpickle if
+    installed. Only imports: no store is built (an SDK's threads and sockets must not be
+    forked), and nothing of the user's code is loaded.
+    """
+    from .plugins.manager import default_manager
+
+    ns = parse_worker_args(argv)
+    flavor = default_manager().flavor("artifact_store", ns.store_flavor)
+    cls = flavor.load_class()
+    for module in getattr(cls, "fork_preload", ()):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    with contextlib.suppress(ImportError):
+        import cloudpickle  # noqa: F401
 
 
 def _put(store: ArtifactStore, value: Any) -> dict[str, Any]:

@@ -3,6 +3,8 @@ Orchestrator conformance suites, as a third party's would."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from kitaru_core.testing import ExecutionTargetConformance, OrchestratorConformance
@@ -16,3 +18,13 @@ class TestProcessTarget(ExecutionTargetConformance):
 
 class TestLocalOrchestrator(OrchestratorConformance):
     flavor = "local"
+
+
+class TestProcessTargetWithoutForkServer(ExecutionTargetConformance):
+    """`fork_server: false`: each worker a fresh `python -m kitaru_core.worker`."""
+
+    flavor = "process"
+
+    @pytest.fixture
+    def config(self) -> dict[str, Any]:
+        return {"fork_server": False}

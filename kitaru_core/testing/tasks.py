@@ -41,3 +41,8 @@ def sleep_then(seconds: float, value: object) -> object:
 def fail(message: str) -> None:
     """Raise a plain error with `message`."""
     raise RuntimeError(message)
+
+
+def parent_pid() -> int:
+    """The pid of the process that started this worker (the runner, or its fork server)."""
+    return os.getppid()

@@ -48,3 +48,8 @@ class ProcessTargetConfig(FlavorConfig):
     poll_cap: float = Field(
         default=5.0, gt=0, description="Longest pause in seconds between two polls of a running task"
     )
+    fork_server: bool = Field(
+        default=True,
+        description="Start each worker as a fork of a warm worker process that the runner starts "
+        "on its first task (false: a fresh `python -m kitaru_core.worker` per task)",
+    )

@@ -15,11 +15,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from kitaru_core.errors import ResourceError, TaskError
+from kitaru_core.forkserver import ForkedChild, ForkServer, ForkServerError
 from kitaru_core.interfaces import ComponentContext, ExecutionTarget, TaskRequest, TaskState
 from kitaru_core.processes import process_is_running, process_start_token
 from kitaru_core.task_names import is_task_name
@@ -64,7 +66,7 @@ class ProcessTarget(ExecutionTarget):
         super().__init__(config, context)
         self.config = config
         self.poll_cap = config.poll_cap
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children: dict[int, ForkedChild | _PopenChild] = {}
 
     @property
     def _dir(self) -> Path:
@@ -101,16 +103,14 @@ class ProcessTarget(ExecutionTarget):
         self._dir.mkdir(parents=True, exist_ok=True)
         log_path = self._dir / f"{request.task_name}.log"
         python = self.config.python or sys.executable
-        with open(log_path, "wb") as log:  # one task per attempt: its log is that attempt's only
-            proc = subprocess.Popen(
-                [python, *request.argv],
-                env={**os.environ, **self.config.env, **request.env}, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self._children[proc.pid] = proc
+        base_env = {**os.environ, **self.config.env}
+        env = {**base_env, **request.env}
+        child = self._fork(python, base_env, env, request, log_path) or self._spawn(
+            python, env, request, log_path
+        )
+        self._children[child.pid] = child
         handle: dict[str, Any] = {
-            "name": request.task_name, "pid": proc.pid, "start": process_start_token(proc.pid),
-            "log": str(log_path),
+            "name": request.task_name, "pid": child.pid, "start": child.start, "log": str(log_path),
         }
         if request.timeout:
             handle["deadline"] = time.time() + request.timeout
@@ -118,6 +118,32 @@ class ProcessTarget(ExecutionTarget):
         tmp.write_text(json.dumps(handle))
         os.replace(tmp, record)
         return handle
+
+    def _fork(
+        self, python: str, base_env: dict[str, str], env: dict[str, str], request: TaskRequest,
+        log_path: Path,
+    ) -> ForkedChild | None:
+        """The worker as a fork of this runner's warm fork server, or None to start it afresh."""
+        if not self.config.fork_server or not _CAN_FORK or request.argv[:1] != ("-m",):
+            return None
+        server = _fork_server(python, base_env, request.argv[1])
+        if server is None:
+            return None
+        try:
+            return server.spawn(request.argv, env=env, cwd=os.getcwd(), log_path=log_path)
+        except ForkServerError:
+            _retire(server, broken=True)
+            return None
+
+    def _spawn(
+        self, python: str, env: dict[str, str], request: TaskRequest, log_path: Path
+    ) -> _PopenChild:
+        with open(log_path, "wb") as log:  # one task per attempt: its log is that attempt's only
+            proc = subprocess.Popen(
+                [python, *request.argv], env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        return _PopenChild(proc)
 
     def find(self, task_name: str) -> dict[str, Any] | None:
         try:
@@ -133,7 +159,10 @@ class ProcessTarget(ExecutionTarget):
             if code is not None:
                 self._children.pop(pid, None)
                 return TaskState("succeeded" if code == 0 else "failed", f"worker exited with {code}")
-        elif not process_is_running(pid, handle.get("start")):
+            if child.orphaned:  # its fork server went away: follow it like another's process
+                self._children.pop(pid, None)
+                child = None
+        if child is None and not process_is_running(pid, handle.get("start")):
             # Not our child (the runner restarted) and gone: its exit code is unknowable.
             return TaskState("lost", "the worker process is gone")
         deadline = handle.get("deadline")
@@ -150,8 +179,7 @@ class ProcessTarget(ExecutionTarget):
         deadline = handle.get("deadline")
         if deadline is not None:
             timeout = max(0.0, min(timeout, float(deadline) - time.time()))
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=timeout)
+        child.wait(timeout=timeout)
         return self.poll(handle)
 
     def cancel(self, handle: dict[str, Any]) -> None:
@@ -163,14 +191,88 @@ class ProcessTarget(ExecutionTarget):
                 os.killpg(pid, signal.SIGTERM)
         child = self._children.get(pid)
         if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=5)
+            child.wait(timeout=5)
 
     def logs(self, handle: dict[str, Any]) -> str:
         try:
             return Path(handle["log"]).read_text(errors="replace")
         except (OSError, KeyError):
             return ""
+
+
+class _PopenChild:
+    """A worker started afresh, with the interface of a `ForkedChild`."""
+
+    orphaned = False
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.start = process_start_token(proc.pid)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+# One warm fork server per (Python, environment) in this process, shared by every ProcessTarget
+# (stacks are rebuilt, the runner's process stays). A server whose key is no longer asked for is
+# closed once none of its workers runs; one that failed is not started again for its key.
+_CAN_FORK = hasattr(os, "fork") and sys.platform != "win32"
+_servers: dict[tuple[str, str], ForkServer] = {}
+_broken: set[tuple[str, str]] = set()
+_servers_lock = threading.Lock()
+
+
+def _fork_server(python: str, env: dict[str, str], module: str) -> ForkServer | None:
+    key = (python, json.dumps(env, sort_keys=True))
+    with _servers_lock:
+        if key in _broken:
+            return None
+        server = _servers.get(key)
+        if server is not None and server.closed:
+            _servers.pop(key, None)
+            _broken.add(key)  # it died: start workers afresh from now on
+            return None
+        for other_key, other in list(_servers.items()):
+            if other_key != key and not other.busy:
+                other.close()
+                del _servers[other_key]
+        if server is None:
+            try:
+                server = ForkServer(python, env=env, cwd=os.getcwd(), preload=(module,))
+            except OSError:
+                _broken.add(key)
+                return None
+            _servers[key] = server
+        return server
+
+
+def _retire(server: ForkServer, *, broken: bool) -> None:
+    server.close()
+    with _servers_lock:
+        for key, known in list(_servers.items()):
+            if known is server:
+                del _servers[key]
+                if broken:
+                    _broken.add(key)
+
+
+def _forget_servers() -> None:
+    """In a forked copy of the runner: the servers (and their pipes) are the parent's."""
+    _servers.clear()
+    _broken.clear()
+    global _servers_lock
+    _servers_lock = threading.Lock()
+
+
+if _CAN_FORK:
+    os.register_at_fork(after_in_child=_forget_servers)
 
 
 def _total_memory() -> int | None:
