@@ -233,8 +233,23 @@ def _prepare(module_name: str, args: list[str], preloaded: dict[str, Any]) -> No
         prepare(args)
 
 
-def _serve(preloaded: dict[str, Any]) -> _Task | None:
-    """Answer requests until the runner's pipe closes; in a forked child, its task."""
+def _threads_started(preload: list[str]) -> str | None:
+    """Why forking is unsafe here (a preloaded module started a thread), or None."""
+    try:
+        count = len(os.listdir("/proc/self/task"))
+    except OSError:
+        count = threading.active_count()
+    if count <= 1:
+        return None
+    return (f"importing {', '.join(preload)} started {count - 1} thread(s), which a fork would "
+            "copy half-way; remove such modules from the target's preload")
+
+
+def _serve(preloaded: dict[str, Any], refuse: str | None = None) -> _Task | None:
+    """Answer requests until the runner's pipe closes; in a forked child, its task.
+
+    With `refuse` set, every request is answered with that error instead.
+    """
     from .processes import process_start_token
 
     wake_r, wake_w = os.pipe()
@@ -264,19 +279,29 @@ def _serve(preloaded: dict[str, Any]) -> _Task | None:
                 request: dict[str, Any] = {}
                 try:
                     request = json.loads(line)
+                    if refuse:
+                        raise ForkServerError(refuse)
                     task = _Task(request)
-                    _prepare(task.argv[1], task.argv[2:], preloaded)
                 except Exception as exc:
                     _send({"id": request.get("id"), "error": f"{type(exc).__name__}: {exc}"})
                     continue
+                with contextlib.suppress(Exception, SystemExit):  # the task meets it and reports it
+                    _prepare(task.argv[1], task.argv[2:], preloaded)
+                ready_r, ready_w = os.pipe()
                 pid = os.fork()
                 if pid == 0:
+                    os.setsid()  # before the pid is handed out: a cancel's killpg must find it
+                    os.close(ready_r)
+                    os.close(ready_w)
                     selector.close()
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     os.close(wake_r)
                     os.close(wake_w)
                     return task
+                os.close(ready_w)
+                os.read(ready_r, 1)  # EOF once the child has its session (it closed its end)
+                os.close(ready_r)
                 children.add(pid)
                 _send({"id": request["id"], "pid": pid, "start": process_start_token(pid)})
         while children:
@@ -297,7 +322,6 @@ def _become(task: _Task) -> None:
     """In the forked child: turn into `python -m module args...` as the task asks."""
     import runpy
 
-    os.setsid()
     null = os.open(os.devnull, os.O_RDONLY)
     log = os.open(task.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     os.dup2(null, 0)
@@ -330,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ns.preload:
         with contextlib.suppress(Exception):  # a child that needs it reports the error in its log
             preloaded[name] = importlib.import_module(name)
-    task = _serve(preloaded)
+    task = _serve(preloaded, _threads_started(ns.preload))
     if task is not None:
         _become(task)
     return 0

@@ -104,6 +104,7 @@ def prepare_fork(argv: list[str]) -> None:
     installed. Only imports: no store is built (an SDK's threads and sockets must not be
     forked), and nothing of the user's code is loaded.
     """
+    from . import home, stack  # noqa: F401 - what build_store uses
     from .plugins.manager import default_manager
 
     ns = parse_worker_args(argv)

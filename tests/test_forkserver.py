@@ -51,6 +51,9 @@ def project(tmp_path: Path) -> Path:
     (pkg / "__init__.py").write_text("")
     (pkg / "state.py").write_text("count = 0\n")
     (pkg / "probe.py").write_text(textwrap.dedent(PROBE.format(pkg="fsprobe")))
+    (pkg / "threaded.py").write_text(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+    )
     return pkg.parent
 
 
@@ -119,6 +122,23 @@ def test_wait_returns_none_while_the_task_runs(server, tmp_path):
     assert child.wait(60) == -signal.SIGTERM
 
 
+def test_a_task_can_be_cancelled_as_soon_as_spawn_returns(server, tmp_path):
+    for i in range(3):
+        child, _ = run(server, tmp_path, "sleep", "600", str(tmp_path / f"m{i}"), name=f"c{i}")
+        os.killpg(child.pid, signal.SIGTERM)  # its session and group exist already
+        assert child.wait(60) == -signal.SIGTERM
+
+
+def test_a_server_whose_preload_started_a_thread_refuses_to_fork(project, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    threaded = ForkServer(sys.executable, env=env, cwd=str(project), preload=("fsprobe.threaded",))
+    try:
+        with pytest.raises(ForkServerError, match=r"fsprobe\.threaded started 1 thread"):
+            run(threaded, tmp_path, "exit", "0")
+    finally:
+        threaded.close()
+
+
 def test_only_module_command_lines_are_taken(server, tmp_path):
     with pytest.raises(ForkServerError, match="-m module"):
         server.spawn(["-c", "pass"], env=server.env, cwd=str(tmp_path), log_path=tmp_path / "x.log")
@@ -167,10 +187,8 @@ def test_a_killed_runner_leaves_its_tasks_running_and_the_server_exits_after_the
 # -- the process target ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fork_server", [True, False])
-def test_the_process_target_forks_workers_from_one_warm_server_unless_told_not_to(
-    fork_server: bool, tmp_path: Path
-):
+def _worker_parents(tmp_path: Path, config: dict, n: int = 2) -> list[int]:
+    """Run `n` tasks on a `process` target with `config`; the pid of each worker's parent."""
     import uuid
 
     from kitaru_core.interfaces import Resources, TaskRequest
@@ -180,10 +198,10 @@ def test_the_process_target_forks_workers_from_one_warm_server_unless_told_not_t
 
     store_config = {"root": str(tmp_path / "store")}
     store = build_component("artifact_store", "local", store_config, home=tmp_path)
-    target = build_component("execution_target", "process", {"fork_server": fork_server}, home=tmp_path)
+    target = build_component("execution_target", "process", config, home=tmp_path)
     exec_id = uuid.uuid4().hex
     parents = []
-    for i in range(2):
+    for i in range(n):
         call = f"parent_pid#{i}"
         prefix = task_prefix(exec_id, call, 1)
         spec = task_spec(exec_id=exec_id, call_id=call, checkpoint="parent_pid", attempt=1,
@@ -199,7 +217,21 @@ def test_the_process_target_forks_workers_from_one_warm_server_unless_told_not_t
         assert state is not None and state.state == "succeeded", (state, target.logs(handle))
         out = json.loads(store.read_file(f"{prefix}/result.json"))["output"]
         parents.append(deserialize(store.get_blob(out["key"]), out["serializer"]))
-    if fork_server:
-        assert parents[0] == parents[1] != os.getpid()  # both forked by the same server
-    else:
-        assert parents == [os.getpid(), os.getpid()]  # each started by the runner itself
+    return parents
+
+
+def test_the_process_target_forks_its_workers_from_one_warm_server(tmp_path: Path):
+    parents = _worker_parents(tmp_path, {})
+    assert parents[0] == parents[1] != os.getpid()
+
+
+def test_with_fork_server_false_the_runner_starts_each_worker(tmp_path: Path):
+    assert _worker_parents(tmp_path, {"fork_server": False}) == [os.getpid(), os.getpid()]
+
+
+def test_a_fork_server_that_refuses_leaves_the_target_starting_workers_afresh(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PYTHONPATH", str(project))
+    parents = _worker_parents(tmp_path, {"preload": ["fsprobe.threaded"]}, n=3)
+    assert parents == [os.getpid()] * 3

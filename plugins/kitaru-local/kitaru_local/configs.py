@@ -34,6 +34,10 @@ class LocalOrchestratorConfig(FlavorConfig):
     )
 
 
+#: What a checkpoint's module imports first: `from kitaru import checkpoint, flow, ...`.
+DEFAULT_PRELOAD = ("kitaru.checkpoints", "kitaru.flows", "kitaru.primitives")
+
+
 class InlineTargetConfig(FlavorConfig):
     pass
 
@@ -52,4 +56,9 @@ class ProcessTargetConfig(FlavorConfig):
         default=True,
         description="Start each worker as a fork of a warm worker process that the runner starts "
         "on its first task (false: a fresh `python -m kitaru_core.worker` per task)",
+    )
+    preload: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PRELOAD),
+        description="Modules the fork server imports once, before it forks workers: libraries "
+        "your isolated checkpoints' modules import (they must start no thread on import)",
     )

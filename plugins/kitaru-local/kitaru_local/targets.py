@@ -126,7 +126,7 @@ class ProcessTarget(ExecutionTarget):
         """The worker as a fork of this runner's warm fork server, or None to start it afresh."""
         if not self.config.fork_server or not _CAN_FORK or request.argv[:1] != ("-m",):
             return None
-        server = _fork_server(python, base_env, request.argv[1])
+        server = _fork_server(python, base_env, (request.argv[1], *self.config.preload))
         if server is None:
             return None
         try:
@@ -224,13 +224,13 @@ class _PopenChild:
 # (stacks are rebuilt, the runner's process stays). A server whose key is no longer asked for is
 # closed once none of its workers runs; one that failed is not started again for its key.
 _CAN_FORK = hasattr(os, "fork") and sys.platform != "win32"
-_servers: dict[tuple[str, str], ForkServer] = {}
+_servers: dict[tuple[str, str], ForkServer] = {}  # by (python, [environment, preload])
 _broken: set[tuple[str, str]] = set()
 _servers_lock = threading.Lock()
 
 
-def _fork_server(python: str, env: dict[str, str], module: str) -> ForkServer | None:
-    key = (python, json.dumps(env, sort_keys=True))
+def _fork_server(python: str, env: dict[str, str], preload: tuple[str, ...]) -> ForkServer | None:
+    key = (python, json.dumps([env, preload], sort_keys=True))
     with _servers_lock:
         if key in _broken:
             return None
@@ -245,7 +245,7 @@ def _fork_server(python: str, env: dict[str, str], module: str) -> ForkServer | 
                 del _servers[other_key]
         if server is None:
             try:
-                server = ForkServer(python, env=env, cwd=os.getcwd(), preload=(module,))
+                server = ForkServer(python, env=env, cwd=os.getcwd(), preload=preload)
             except OSError:
                 _broken.add(key)
                 return None
