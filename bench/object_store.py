@@ -1,6 +1,6 @@
 """Figure (f): put/get of 1 MB and 100 MB blobs through the `s3` store vs raw s3fs.
 
-    .venv/bin/python bench/object_store.py            # 1 MB x 60 rounds, 100 MB x 7 rounds
+    .venv/bin/python bench/object_store.py            # 1 MB x 60 rounds, 100 MB x 15 rounds
     .venv/bin/python bench/object_store.py --quick    # 1 MB x 5, 100 MB x 1
 
 Both sides talk to the same moto server (started here on 127.0.0.1) from the same process:
@@ -118,9 +118,11 @@ def measure(endpoint: str, size: int, rounds: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--rounds", type=int, default=60, help="rounds of 1 MB")
+    parser.add_argument("--large-rounds", type=int, default=15, help="rounds of 100 MB")
     parser.add_argument("--output", default=str(BENCH / "results-object-store.json"))
     args = parser.parse_args(argv)
-    plan = [(1 * MiB, 5 if args.quick else 60), (100 * MiB, 1 if args.quick else 7)]
+    plan = [(1 * MiB, 5 if args.quick else args.rounds), (100 * MiB, 1 if args.quick else args.large_rounds)]
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"

@@ -66,8 +66,12 @@ class PostgresServer:
 
 
 @contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    """Start a cluster in a temporary folder; stop it and remove the folder at the end."""
+def running_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """Start a cluster in a temporary folder; stop it and remove the folder at the end.
+
+    `durable` keeps the server's own defaults (fsync, synchronous_commit, full-page writes),
+    as a production server has them; the default turns them off, which is enough for tests.
+    """
     bindir = server_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql")
@@ -83,7 +87,9 @@ def running_postgres() -> Iterator[PostgresServer]:
         check=True, capture_output=True,
     )
     opts = (f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            "-c max_connections=200")
+    if not durable:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     log = root / "server.log"
     subprocess.run(
         _as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w",
