@@ -467,6 +467,16 @@ class KitaruClient:
         self.executions = ExecutionsAPI(self)
         self.artifacts = ArtifactsAPI(self)
 
+    @classmethod
+    def for_stack(cls, stack: Stack) -> KitaruClient:
+        """A client over an already built stack (a server built it from its own options)."""
+        client = cls.__new__(cls)
+        client._stack_name = stack.name
+        client._built = stack
+        client.executions = ExecutionsAPI(client)
+        client.artifacts = ArtifactsAPI(client)
+        return client
+
     @property
     def _stack(self) -> Stack:
         if self._built is None:

@@ -12,6 +12,7 @@ from . import (
     doctor_cmd,
     errors,
     executions_cmd,
+    extensions,
     gc_cmd,
     image_cmd,
     memory_cmd,
@@ -41,6 +42,7 @@ app.add_typer(image_cmd.app, name="image")
 executions_cmd.app.command("delete")(delete_cmd.delete)
 app.command("gc")(gc_cmd.gc)
 app.command("doctor")(doctor_cmd.doctor)
+extensions.add_extensions(app)
 
 
 @app.callback()

@@ -1,0 +1,35 @@
+"""The FastAPI application: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from kitaru_core.errors import KitaruError
+
+from . import __version__
+from .errors import kitaru_error
+from .routes import auth, executions, health
+from .security import BodyLimit
+from .settings import ServerSettings
+from .state import ServerState
+
+API = "/api/v1"
+#: Every router with its prefix (tests/test_server_auth.py walks them for the auth matrix).
+ROUTERS = ((health.router, ""), (executions.router, API), (auth.router, API))
+
+
+def create_app(settings: ServerSettings | None = None, *, state: ServerState | None = None) -> FastAPI:
+    """The server's ASGI application over `settings.stack` (the active stack by default)."""
+    settings = settings or ServerSettings()
+    app = FastAPI(
+        title="kitaru", version=__version__,
+        description="Durable executions of Python agents: executions, waits, artifacts, memory.",
+        openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None,
+    )
+    app.state.kitaru = state or ServerState.build(settings)
+    app.add_exception_handler(KitaruError, kitaru_error)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    for router, prefix in ROUTERS:
+        app.include_router(router, prefix=prefix)
+
+    return app
