@@ -506,3 +506,24 @@ def test_an_unserializable_input_of_a_cached_call_names_the_input_and_the_call()
     cause = info.value.__cause__
     assert isinstance(cause, SerializationError)
     assert "input 'value' of checkpoint 'cached_echo#1'" in str(cause)
+
+
+def test_the_registrys_json_text_is_the_standard_encoders_and_a_cycle_is_still_refused():
+    import json
+    import math
+
+    from kitaru_local.sqlite_registry import _dumps
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    values = [{"source_artifact": "ab" * 16}, {"é": "☃", "n": [1, 2.5, None, True]}, "text",
+              math.nan, {"x": Opaque()}, [1, (2, 3)], {1: "int key"}, -0.0, 10**40]
+    for value in values:
+        assert _dumps(value) == json.dumps(value, default=repr)
+    assert _dumps(None) is None
+    cyclic: dict = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(ValueError, match="Circular reference"):
+        _dumps(cyclic)

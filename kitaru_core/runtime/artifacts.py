@@ -113,21 +113,11 @@ def link(
     source: ArtifactRecord, *, exec_id: str, name: str, direction: str, call_id: str | None
 ) -> ArtifactRecord:
     """A new reference to the same stored bytes (lineage: an input that was an output)."""
-    meta = dict(source.metadata or {})
+    meta = dict(source.metadata) if source.metadata else {}
     meta["source_artifact"] = source.artifact_id
-    return ArtifactRecord(
-        artifact_id=new_id(),
-        exec_id=exec_id,
-        name=name,
-        direction=direction,
-        key=source.key,
-        serializer=source.serializer,
-        type_name=source.type_name,
-        size=source.size,
-        call_id=call_id,
-        created_at=time.time(),
-        metadata=meta,
-        data=source.data,
+    return ArtifactRecord(  # positional: an output passed on makes one per call
+        new_id(), exec_id, name, direction, source.key, source.serializer, source.type_name,
+        source.size, call_id, 1, time.time(), meta, source.data,
     )
 
 

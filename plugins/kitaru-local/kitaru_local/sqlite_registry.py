@@ -230,10 +230,24 @@ class _Checkpointer:
 
 
 _ENCODER = json.JSONEncoder(default=repr)  # built once: json.dumps(default=...) builds one per call
+# The C encoder `_ENCODER.encode` makes for every value, made once (the same text). Without
+# circular-reference markers, so a cycle is a RecursionError, answered by `_ENCODER` itself.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_encode: Any = (
+    _C_ENCODER(None, repr, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    if _C_ENCODER is not None else None
+)
 
 
 def _dumps(value: Any) -> str | None:
-    return None if value is None else _ENCODER.encode(value)
+    if value is None:
+        return None
+    if _encode is not None:
+        try:
+            return "".join(_encode(value, 0))
+        except RecursionError:
+            pass
+    return _ENCODER.encode(value)
 
 
 def _loads(text: str | None) -> Any:
