@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -251,8 +251,11 @@ class ExecutionsAPI:
         meta_by_call: dict[str | None, dict[str, Any]] = {}
         for m in reg.get_metadata(rec.exec_id):
             meta_by_call.setdefault(m.call_id, {})[m.key] = m.value
+        # Each call's (and the flow's) model usages, found once: for its row and for the total.
+        usages = {call_id: usages_in(meta) for call_id, meta in meta_by_call.items()}
         calls = [
-            _call(c, by_call.get(c.call_id, []), meta_by_call.get(c.call_id, {}))
+            _call(c, by_call.get(c.call_id, []), meta_by_call.get(c.call_id, {}),
+                  usages.get(c.call_id, ()))
             for c in reg.get_calls(rec.exec_id)
         ]
         waits = reg.get_waits(rec.exec_id)
@@ -268,7 +271,7 @@ class ExecutionsAPI:
                 for w in waits
             ],
             metadata=meta_by_call.get(None, {}),
-            usage=totals(u for meta in meta_by_call.values() for u in usages_in(meta)),
+            usage=totals(u for found in usages.values() for u in found),
             options=next((dict(read_value(stack.artifact_store, a)) for a in reversed(arts)
                           if a.name == service.OPTIONS_ARTIFACT and a.call_id is None
                           and a.direction == "input"), {}),
@@ -522,9 +525,14 @@ def _seconds(value: str | float | timedelta | None) -> float | None:
     return housekeeping.parse_duration(value)
 
 
-def _call(c: CallRecord, artifacts: list[Artifact], metadata: dict[str, Any]) -> CheckpointCall:
+def _call(
+    c: CallRecord, artifacts: list[Artifact], metadata: dict[str, Any],
+    usages: Sequence[dict[str, Any]] | None = None,
+) -> CheckpointCall:
+    """`c` for the client; `usages` are `usages_in(metadata)` when the caller found them already."""
     duration = (c.ended_at - c.started_at) if c.ended_at and c.started_at else None
-    usages = usages_in(metadata) if metadata else []
+    if usages is None:
+        usages = usages_in(metadata) if metadata else []
     return CheckpointCall(
         call_id=c.call_id, name=c.name, status=c.status, attempts=c.attempts, seq=c.seq,
         type=c.type, started_at=_dt(c.started_at), ended_at=_dt(c.ended_at),
