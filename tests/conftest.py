@@ -55,6 +55,28 @@ def kube_cluster(tmp_path: Path) -> Any:
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def vertex_double(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A Vertex AI double on 127.0.0.1 that runs each custom job as a local process
+    (tests/services/vertex_double.py); one per session."""
+    from services.vertex_double import VertexDouble
+
+    double = VertexDouble(tmp_path_factory.mktemp("vertex")).start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture(scope="session")
+def cloud_run_double(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A Cloud Run double on 127.0.0.1 that runs each job execution as a local process
+    (tests/services/cloud_run_double.py); one per session."""
+    from services.cloud_run_double import CloudRunDouble
+
+    double = CloudRunDouble(tmp_path_factory.mktemp("cloud-run")).start()
+    yield double
+    double.stop()
+
+
 # -- no test calls a real model provider ----------------------------------------------------------
 
 
