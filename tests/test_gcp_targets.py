@@ -267,6 +267,10 @@ def test_a_deleted_or_stocked_out_vertex_job_is_lost_and_resubmitted_without_a_r
     target = VertexTarget(VertexTargetConfig(**double_config(vertex_double)), context(tmp_path))
     first = target.submit(sleeper(tmp_path))
     wait_state(target, first, {"running"})
+    deadline = time.monotonic() + 30
+    while "zzz" not in target.logs(first):  # the job's output so far, from Cloud Logging
+        assert time.monotonic() < deadline, "the job's output never reached its logs"
+        time.sleep(0.1)
     vertex_double.fail_capacity(first["job"])
     lost = wait_state(target, first, {"lost"})
     assert "RESOURCE_EXHAUSTED" in lost.message
@@ -274,7 +278,6 @@ def test_a_deleted_or_stocked_out_vertex_job_is_lost_and_resubmitted_without_a_r
     vertex_double.lose(second["job"])
     assert target.poll(second).state == "lost"
     target.cancel(second)  # nothing left to stop: no error
-    assert "zzz" in target.logs(first)
 
 
 @pytest.mark.slow
@@ -321,3 +324,35 @@ def test_the_doubles_refuse_requests_missing_required_fields(
     with pytest.raises(exceptions.BadRequest, match="job_id"):
         run.create_job(parent=parent, job_id="Not_Valid", job={
             "template": {"template": {"containers": [{"image": "x"}]}}})
+
+
+def test_endpoints_come_from_the_config_else_gclouds_override_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kitaru_gcp.gcp_clients import endpoint
+
+    name = "CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM"
+    monkeypatch.delenv(name, raising=False)
+    default = "europe-west4-aiplatform.googleapis.com"
+    assert endpoint(None, name, default) == default
+    monkeypatch.setenv(name, "https://private-aiplatform.example.com/")  # gcloud's form: a trailing path
+    assert endpoint(None, name, "x") == "https://private-aiplatform.example.com"
+    assert endpoint("http://127.0.0.1:8080", name, "x") == "http://127.0.0.1:8080"
+
+
+@pytest.mark.slow
+def test_application_default_credentials_reach_the_api_with_a_token(
+    tmp_path: Path, vertex_double: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`credentials: default` goes through google.auth's ADC chain: here a service account key
+    whose token endpoint is the double, so every request carries a bearer token."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(vertex_double.adc_file(tmp_path)))
+    monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM", vertex_double.url)
+    monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING", vertex_double.url)
+    target = VertexTarget(VertexTargetConfig(**GCP, python=sys.executable), context(tmp_path))
+    before = len(vertex_double.authorized)
+    handle = target.submit(sleeper(tmp_path, seconds=0))
+    assert wait_state(target, handle, {"succeeded"}).state == "succeeded"
+    assert "zzz" in target.logs(handle)
+    signed = vertex_double.authorized[before:]
+    assert any("/customJobs" in p for p in signed) and "/v2/entries:list" in signed

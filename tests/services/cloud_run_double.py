@@ -55,6 +55,23 @@ class CloudRunDouble(GcpDouble):
     def all_runs(self) -> list[Run]:
         return list(self.runs.values())
 
+    def started(self) -> list[str]:
+        with self.lock:
+            return [task for n in self.runs if (task := self._task_of(n))]
+
+    def status_path(self, task_name: str) -> str | None:
+        with self.lock:
+            name = next((n for n in self.executions if self._task_of(n) == task_name), None)
+        return f"/v2/{name}" if name else None
+
+    def _task_of(self, execution: str) -> str | None:
+        found = self.executions.get(execution)
+        for container in (found or {}).get("template", {}).get("containers", []):
+            for var in container.get("env") or []:
+                if var.get("name") == "KITARU_TASK_NAME":
+                    return var.get("value")
+        return None
+
     # -- test hooks -----------------------------------------------------------------------------
     def lose(self, name: str) -> None:
         """Delete the execution (its process is killed), as someone removing it."""

@@ -7,8 +7,11 @@ A double serves exactly the REST paths kitaru's targets call through the officia
 fields, resource names) and answers a malformed one with the API's error
 (`{"error": {"code": 400, "message": ..., "status": "INVALID_ARGUMENT"}}`). A job's
 container is its command run as a local process with this machine's Python (the image is
-ignored), the environment of this process plus the job's env, and its output kept for the
-logs. Every request is recorded (`requests`), so a test can count a target's polls.
+ignored; a command `python` is this machine's interpreter, as the image's would be), the
+environment of this process plus the job's env, and its output kept for the logs. Every request
+is recorded (`requests`), so a test can count a target's polls. `POST /token` is an OAuth token
+endpoint: a service account key file whose `token_uri` points there (`adc_file`) lets the
+targets use Application Default Credentials against the double.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,9 +130,10 @@ class Run:
         return self.exit_code is not None
 
     def start(self) -> None:
+        argv = [sys.executable, *self.argv[1:]] if self.argv[:1] == ["python"] else self.argv
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                self.argv, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=out,
+                argv, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.started_at = now()
@@ -177,8 +183,10 @@ class GcpDouble:
         self.routes: list[Route] = []
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, method, path)
         self.refused: list[tuple[str, str, str]] = []  # (method, path, message) of 4xx answers
+        self.authorized: list[str] = []  # paths of the requests that carried a bearer token
         self.lock = threading.RLock()
         self.route("POST", r"/v2/entries:list", self.list_log_entries)
+        self.route("POST", r"/token", self.token)
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -236,12 +244,17 @@ class GcpDouble:
         path, query = url.path, parse_qs(url.query)
         with self.lock:
             self.requests.append((time.monotonic(), method, path))
+            if (http.headers.get("Authorization") or "").startswith("Bearer "):
+                self.authorized.append(path)
         length = int(http.headers.get("Content-Length") or 0)
         raw = http.rfile.read(length) if length else b""
         status, answer = 200, {}
         try:
             try:
-                body = json.loads(raw) if raw else {}
+                if "x-www-form-urlencoded" in (http.headers.get("Content-Type") or ""):
+                    body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                else:
+                    body = json.loads(raw) if raw else {}
             except ValueError:
                 raise invalid("Invalid JSON payload received.") from None
             if not isinstance(body, dict):
@@ -265,6 +278,46 @@ class GcpDouble:
         http.send_header("Content-Length", str(len(data)))
         http.end_headers()
         http.wfile.write(data)
+
+    def status_times(self, task_name: str) -> list[float]:
+        """Monotonic times of the status requests (GETs) of the job that runs `task_name`."""
+        path = self.status_path(task_name)
+        with self.lock:
+            return [t for t, m, p in self.requests if m == "GET" and path and p == path]
+
+    def status_path(self, task_name: str) -> str | None:
+        """The request path of the status of `task_name`'s job (subclasses say)."""
+        return None
+
+    def started(self) -> list[str]:
+        """The task names whose container the double started, in order (subclasses say)."""
+        return []
+
+    # -- OAuth: the token endpoint of a service account key file ------------------------------------
+    def token(self, *, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        if body.get("grant_type") != grant or not body.get("assertion"):
+            raise ApiError(400, "invalid_request: a jwt-bearer grant with an assertion is required")
+        return {"access_token": f"double-{uuid.uuid4().hex}", "expires_in": 3600, "token_type": "Bearer",
+                "scope": "https://www.googleapis.com/auth/cloud-platform"}
+
+    def adc_file(self, folder: Path) -> Path:
+        """A service account key file for GOOGLE_APPLICATION_CREDENTIALS whose `token_uri` is this
+        double (a fresh RSA key; no real Google account): Application Default Credentials then
+        sign their requests with tokens the double issues, or with self-signed JWTs."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        path = folder / f"adc-{type(self).__name__}.json"
+        path.write_text(json.dumps({
+            "type": "service_account", "project_id": "acme-agents", "private_key_id": uuid.uuid4().hex,
+            "private_key": pem, "client_email": "kitaru-tests@acme-agents.iam.gserviceaccount.com",
+            "client_id": "1", "token_uri": f"{self.url}/token",
+        }))
+        return path
 
     # -- Cloud Logging: entries:list ------------------------------------------------------------
     def log_entries(self) -> list[dict[str, Any]]:

@@ -49,6 +49,15 @@ class VertexDouble(GcpDouble):
     def all_runs(self) -> list[Run]:
         return list(self.runs.values())
 
+    def started(self) -> list[str]:
+        with self.lock:
+            return [self.jobs[n]["displayName"] for n in self.runs if n in self.jobs]
+
+    def status_path(self, task_name: str) -> str | None:
+        with self.lock:
+            name = next((n for n, j in self.jobs.items() if j.get("displayName") == task_name), None)
+        return f"/v1/{name}" if name else None
+
     # -- test hooks -----------------------------------------------------------------------------
     def lose(self, name: str) -> None:
         """Delete the job (its process is killed), as someone removing it in the console."""

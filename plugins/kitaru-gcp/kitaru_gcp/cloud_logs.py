@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .configs import GcpJobTargetConfig
-from .gcp_clients import client_options, credentials
+from .gcp_clients import client_options, credentials, endpoint
 
 #: At most this many lines are read back (the newest are kept); the rest stays in Cloud Logging.
 MAX_LINES = 10000
@@ -37,8 +37,9 @@ def _client(config: GcpJobTargetConfig) -> Any:
     """Cloud Logging's HTTP/JSON client (its GAPIC client speaks only gRPC)."""
     from google.cloud.logging_v2.client import Client
 
+    api = endpoint(config.logging_endpoint, "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING", "")
     return Client(project=config.project, credentials=credentials(config), _use_grpc=False,
-                  client_options=client_options(config.logging_endpoint))
+                  client_options=client_options(api or None))
 
 
 def _text(payload: Any) -> str:

@@ -22,7 +22,15 @@ from kitaru_core.interfaces import ComponentContext, ExecutionTarget, TaskReques
 
 from .cloud_logs import read_logs
 from .configs import CloudRunTargetConfig
-from .gcp_clients import client_options, credentials, gcp_label, is_not_found, job_labels, task_error
+from .gcp_clients import (
+    client_options,
+    credentials,
+    endpoint,
+    gcp_label,
+    is_not_found,
+    job_labels,
+    task_error,
+)
 
 SERVICE = "Cloud Run"
 CONTAINER = "kitaru"
@@ -52,8 +60,9 @@ class CloudRunTarget(ExecutionTarget):
         self._ready: set[str] = set()  # jobs known to exist
 
     def _options(self) -> dict[str, Any]:
+        api = endpoint(self.config.api_endpoint, "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN", "run.googleapis.com")
         return {"credentials": credentials(self.config), "transport": "rest",
-                "client_options": client_options(self.config.api_endpoint or "run.googleapis.com")}
+                "client_options": client_options(api)}
 
     @property
     def jobs(self) -> Any:

@@ -4,8 +4,10 @@ functions, when a target first talks to its API."""
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from kitaru_core.errors import TaskError
 
@@ -23,6 +25,15 @@ def credentials(config: GcpJobTargetConfig) -> Any:
 
         return AnonymousCredentials()
     return None
+
+
+def endpoint(configured: str | None, override_env: str, default: str) -> str:
+    """The API endpoint: the config's, else gcloud's override variable for that API
+    (`CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>`, e.g. `https://europe-west4-aiplatform.googleapis.com/`),
+    else `default`. A URL's path is dropped: the clients add the API's own."""
+    value = configured or os.environ.get(override_env, "").strip() or default
+    parts = urlsplit(value)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else value.rstrip("/")
 
 
 def client_options(endpoint: str | None) -> Any:

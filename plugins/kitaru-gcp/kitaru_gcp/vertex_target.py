@@ -19,7 +19,7 @@ from kitaru_core.interfaces import ComponentContext, ExecutionTarget, TaskReques
 from . import machine_types
 from .cloud_logs import read_logs
 from .configs import VertexTargetConfig
-from .gcp_clients import client_options, credentials, is_not_found, job_labels, task_error
+from .gcp_clients import client_options, credentials, endpoint, is_not_found, job_labels, task_error
 
 SERVICE = "Vertex AI"
 #: Vertex AI's largest boot disk, and its smallest (also its default), in GB.
@@ -60,10 +60,10 @@ class VertexTarget(ExecutionTarget):
         if self._client is None:
             from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
 
-            endpoint = self.config.api_endpoint or f"{self.config.region}-aiplatform.googleapis.com"
+            api = endpoint(self.config.api_endpoint, "CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM",
+                           f"{self.config.region}-aiplatform.googleapis.com")
             self._client = JobServiceClient(
-                credentials=credentials(self.config), transport="rest",
-                client_options=client_options(endpoint),
+                credentials=credentials(self.config), transport="rest", client_options=client_options(api),
             )
         return self._client
 
