@@ -29,19 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness
 import adapter_overhead
 import checkpoint_overhead
+import managed_targets
 import memory
 import peers
 import resume
 import startup
 
-#: Figures run by default; `peers` (DBOS and Prefect, installed from PyPI) only with --peers.
+#: Figures run by default; `peers` (DBOS and Prefect, installed from PyPI) only with --peers;
+#: `managed` (the managed ML job targets against their doubles, minutes long) only with --only.
 FIGURES = ("overhead", "resume", "startup", "memory", "adapter")
-ALL_FIGURES = (*FIGURES, "peers")
+ALL_FIGURES = (*FIGURES, "peers", "managed")
 #: Figures that need an optional extra: (module it needs, how to install it).
 NEEDS = {"adapter": ("pydantic_ai", "pip install 'kitaru[pydantic-ai]'")}
 #: Repeats per figure: (full, quick).
 REPEATS = {"overhead": (9, 3), "resume": (5, 3), "startup": (15, 5), "memory": (5, 3),
-           "adapter": (5, 3), "peers": (6, 3)}
+           "adapter": (5, 3), "peers": (6, 3), "managed": (3, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: memory.run(repeat=reps("memory")),
         "adapter": lambda: adapter_overhead.run(repeat=reps("adapter")),
         "peers": lambda: peers.run(repeat=reps("peers"), venv=Path(args.peers_venv)),
+        "managed": lambda: managed_targets.run(repeat=reps("managed")),
     }
     failed = False
     for fig in chosen:
@@ -146,7 +149,7 @@ def render(results: dict[str, Any]) -> str:
         return "met" if met else "MISSED"
 
     labels = {"overhead": "(a)", "resume": "(b)", "startup": "(c)", "memory": "(d)", "adapter": "(e)",
-              "peers": "(g)"}
+              "peers": "(g)", "managed": "(h)"}
     notes = [f"{labels[fig]} {fig} {state}: {f[state]}" for fig, f in figs.items()
              for state in ("skipped", "failed") if state in f]
     figs = {fig: f for fig, f in figs.items() if not ({"skipped", "failed"} & f.keys())}
@@ -216,6 +219,15 @@ def render(results: dict[str, Any]) -> str:
         for system in peers.SYSTEMS:
             rows.append((f"(g) {system} {ver[system]} ({what[system]}), per step of {f['steps']}",
                          ms(per[system]), f"{f['ratio_to_kitaru'][system]:.1f}x kitaru", "", ""))
+    if "managed" in figs:
+        f = figs["managed"]
+        for name, t in f["targets"].items():
+            rows.append((f"(h) {name}: per-call overhead of its client code (double)",
+                         ms(t["added_per_call_s"]), f"{t['ratio_to_process']:.2f}x process", "reported", ""))
+            if "long_call" in t:
+                polls = t["long_call"]
+                rows.append((f"(h) {name}: status requests per minute of a long job, after the first",
+                             f"{polls['per_minute_after_first']:.1f}", "", "<= 12", ok(polls["met"])))
     header = ("figure", "value", "vs baseline", "target", "")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]

@@ -352,13 +352,6 @@ def test_example_process_stack_runs_isolated_checkpoints_in_another_process(cli)
 # -- bad stack input: a clear message, exit code 2, nothing registered changed -------------
 
 GOOD = "name: shop\nregistry: {flavor: sqlite}\n"
-def _installed(kind: str) -> str:
-    """The installed flavors of `kind`, as an unknown-flavor error lists them (plugins add some)."""
-    from kitaru_core.plugins.manager import default_manager
-
-    return ", ".join(f.name for f in default_manager().registrar.of_type(kind))
-
-
 BAD_FILES = {
     "yaml-syntax": ("name: shop\nregistry: {flavor: sqlite\n",
                     ["YAML syntax error", "line 3", "line 2"]),
