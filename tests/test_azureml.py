@@ -5,6 +5,7 @@ the rest checks what the double saw and how resources map."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from kitaru_azure.azureml_target import AzureMLTarget
 from kitaru_azure.configs import AzureMLTargetConfig
 from services.azureml_double import AzureMLDouble
 
-from kitaru_core.errors import ResourceError, TaskError
+from kitaru_core.errors import ConfigError, ResourceError, TaskError
 from kitaru_core.interfaces import ComponentContext, Resources, TaskRequest
 from kitaru_core.plugins.manager import default_manager
 from kitaru_core.task_names import task_name
@@ -40,7 +41,8 @@ class TestAzureMLTarget(ExecutionTargetConformance):
 
     @pytest.fixture
     def config(self, azureml_double: AzureMLDouble) -> dict[str, Any]:
-        return azureml_double.target_config()
+        # Azurite's connection string (a documented, public key) goes into the job's variables.
+        return azureml_double.target_config(pass_env=["AZURE_STORAGE_CONNECTION_STRING"])
 
     @pytest.fixture
     def store_config(self, azurite: Emulator) -> dict[str, Any]:
@@ -75,9 +77,8 @@ def test_the_flavor_is_registered_and_its_config_refuses_what_cannot_work() -> N
         flavor.config(**base)  # neither a cluster nor serverless
     with pytest.raises(ValueError, match="job_tier"):
         flavor.config(**base, compute="cpu-cluster", job_tier="Spot")
-    with pytest.raises(ValueError, match="credential: none"):
-        flavor.config(**base, instance_type="Standard_DS3_v2", credential="none",
-                      endpoint="https://management.azure.com")
+    with pytest.raises(ValueError, match="must be https"):  # never a token over plain http
+        flavor.config(**base, instance_type="Standard_DS3_v2", endpoint="http://proxy.internal:8080")
     with pytest.raises(ValueError, match="not a size"):
         flavor.config(**base, instance_type="Standard_DS3_v2", capacity={"memory": "lots"})
 
@@ -133,7 +134,7 @@ def test_the_job_the_double_receives_carries_the_call_and_the_stack(
     props = azureml_double.jobs[req.task_name].body["properties"]
     assert props["jobType"] == "Command" and props["experimentName"] == "kitaru"
     assert props["command"].endswith("""-c 'print('"'"'from the job'"'"')'""")
-    assert props["computeId"].endswith("/workspaces/kitaru-ws/computes/cpu-cluster")
+    assert props["computeId"].endswith("/workspaces/agents-ml/computes/cpu-cluster")
     assert props["limits"] == {"timeout": "PT1M31S", "jobLimitsType": "Command"}  # 90.5 s, rounded up
     assert props["environmentVariables"] == {"LOG_LEVEL": "info", "KITARU_EXEC_ID": "e"}
     assert props["identity"] == {"identityType": "Managed",
@@ -171,3 +172,39 @@ def test_a_job_the_workspace_lost_is_reported_lost_and_backend_errors_are_one_li
     with pytest.raises(TaskError, match="no-such-cluster") as err:
         bad.submit(request(task_name("0193a5f2c4e87b1d9e2f3a4b5c6d7e8f", "bad#1", 1)))
     assert "\n" not in str(err.value)
+
+
+def test_a_store_secret_is_never_copied_into_the_job_unless_pass_env_lists_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = {"subscription_id": "s", "resource_group": "rg", "workspace": "ws", "image": "acme/agents:1",
+            "instance_type": "Standard_DS3_v2", "env": {"LOG_LEVEL": "info"}}
+    monkeypatch.setenv("STORE_URL", "az://agents/kitaru")
+    monkeypatch.delenv("NOT_SET", raising=False)
+    plain = AzureMLTarget(AzureMLTargetConfig(**base), context(tmp_path))
+    with pytest.raises(ResourceError, match=re.escape("${env:STORE_KEY}")) as err:
+        plain.check_resources(request(secret_env=("STORE_KEY",)))
+    assert "pass_env" in str(err.value) and "\n" not in str(err.value)
+    passing = AzureMLTarget(AzureMLTargetConfig(**base, pass_env=["STORE_URL"]), context(tmp_path))
+    assert passing._job_env(request(secret_env=("STORE_URL",))) == {
+        "LOG_LEVEL": "info", "STORE_URL": "az://agents/kitaru", "KITARU_EXEC_ID": "e"}
+    unset = AzureMLTarget(AzureMLTargetConfig(**base, pass_env=["NOT_SET"]), context(tmp_path))
+    with pytest.raises(ResourceError, match="NOT_SET"):
+        unset.check_resources(request())
+
+
+def test_the_endpoint_comes_from_the_config_or_the_environment_and_is_never_plain_http_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kitaru_azure.azureml_client import endpoint
+
+    base = {"subscription_id": "s", "resource_group": "rg", "workspace": "ws", "image": "acme/agents:1",
+            "instance_type": "Standard_DS3_v2"}
+    monkeypatch.delenv("KITARU_AZUREML_ENDPOINT", raising=False)
+    assert endpoint(AzureMLTargetConfig(**base)) is None  # Azure's own hosts
+    monkeypatch.setenv("KITARU_AZUREML_ENDPOINT", "http://127.0.0.1:9")
+    assert endpoint(AzureMLTargetConfig(**base)) == "http://127.0.0.1:9"
+    assert endpoint(AzureMLTargetConfig(**base, endpoint="https://proxy.internal")) == "https://proxy.internal"
+    monkeypatch.setenv("KITARU_AZUREML_ENDPOINT", "http://proxy.internal:8080")
+    with pytest.raises(ConfigError, match="KITARU_AZUREML_ENDPOINT"):
+        endpoint(AzureMLTargetConfig(**base))

@@ -27,8 +27,8 @@ limits as ISO 8601 durations, identity type). A bad request gets Azure's error s
 status, and is kept in `rejected`.
 
 A new job runs its command with `bash -c` as a local process (the image is ignored: the
-command's `python` is this machine's, as the test stack sets it), with the job's environment
-variables over this process's environment, its output in the job's `std_log.txt`. Its status
+command's `python` is this machine's, first on PATH), with the job's environment variables over
+this process's environment, its output in the job's `std_log.txt`. Its status
 goes Queued -> Running -> Completed / Failed (exit code) / Canceled (a cancel, or
 `limits.timeout` passed). `forget(name)` deletes a job as if the workspace lost it.
 
@@ -45,6 +45,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -83,6 +84,7 @@ class Recorded:
     path: str
     query: dict[str, str]
     status: int = 0
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -102,9 +104,10 @@ class Job:
 class AzureMLDouble:
     """The double's state and HTTP server (see the module docstring)."""
 
+    # The defaults are the workspace stacks/azureml.yaml names, so that file runs here unchanged.
     def __init__(
         self, root: Path, *, subscription_id: str = "6f1c3b5e-0d3a-4c1e-9a43-1d2b3c4d5e6f",
-        resource_group: str = "kitaru-rg", workspace: str = "kitaru-ws", location: str = "westeurope",
+        resource_group: str = "agents-rg", workspace: str = "agents-ml", location: str = "westeurope",
         clusters: tuple[str, ...] = ("cpu-cluster",), storage_account: str = "kitaruwsstore",
     ) -> None:
         self.root = root
@@ -155,12 +158,10 @@ class AzureMLDouble:
 
     def target_config(self, **extra: Any) -> dict[str, Any]:
         """An `azureml` target config pointing at this double (serverless unless `compute`)."""
-        import sys
-
         config: dict[str, Any] = {
             "subscription_id": self.subscription_id, "resource_group": self.resource_group,
             "workspace": self.workspace, "image": "acme/agents:1.4", "instance_type": "Standard_DS3_v2",
-            "python": sys.executable, "endpoint": self.url, "credential": "none", "poll_cap": 1.0,
+            "python": sys.executable, "endpoint": self.url, "poll_cap": 1.0,
         }
         config.update(extra)
         return config
@@ -172,6 +173,11 @@ class AzureMLDouble:
             job = self.jobs.pop(name, None)
         if job is not None:
             _kill(job.proc)
+
+    def status_requests(self, name: str) -> list[float]:
+        """Monotonic times of the `jobs.get` requests for the job `name` (find and poll)."""
+        return [r.at for r in list(self.requests)
+                if r.method == "GET" and r.host == ARM_HOST and r.path.endswith(f"/jobs/{name}")]
 
     def count(self, method: str, pattern: str) -> int:
         """How many requests with `method` had a path matching `pattern` (a regex)."""
@@ -402,7 +408,9 @@ class AzureMLDouble:
     def _run(self, job: Job) -> None:
         props = job.body["properties"]
         job.log = self.logs_dir / f"{job.name}.log"
-        env = {**os.environ, **(props.get("environmentVariables") or {})}
+        # The image's `python` is this machine's: its folder comes first on PATH.
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+        env = {**os.environ, "PATH": path, **(props.get("environmentVariables") or {})}
         timeout = _seconds((props.get("limits") or {}).get("timeout"))
         with self._lock:
             if self.jobs.get(job.name) is not job:

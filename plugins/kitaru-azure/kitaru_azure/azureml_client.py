@@ -2,10 +2,12 @@
 
 Imported only when the target first talks to Azure: azure-ai-ml takes seconds to import.
 
-With `endpoint` set, every request the SDK makes (ARM, the workspace's discovery and run
-history services, log downloads) goes to that base URL instead of its Azure host, which is
-kept in the `Host` header. The rewrite happens in the HTTP transport, after the SDK's
-policies (the bearer-token policy refuses plain http, so the URL stays https until then).
+With an endpoint (the config's `endpoint`, else `KITARU_AZUREML_ENDPOINT`), every request the
+SDK makes (ARM, the workspace's discovery and run history services, log downloads) goes to that
+base URL instead of its Azure host, which is kept in the `Host` header. The rewrite happens in
+the HTTP transport, after the SDK's policies (the bearer-token policy refuses plain http, so the
+URL stays https until then). A local double (http on a loopback address) gets a placeholder
+token, never a real one.
 """
 
 from __future__ import annotations
@@ -13,43 +15,57 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .configs import AzureMLTargetConfig
+from kitaru_core.errors import ConfigError
+
+from .configs import AzureMLTargetConfig, check_endpoint
 
 #: Loggers of the SDK that print notices meant for its own developers (experimental schema
 #: classes used inside `jobs.get`), once per process, to the runner's stderr.
 _NOISY_LOGGERS = ("azure.ai.ml._utils._experimental",)
 
 
+#: Where the SDK's requests go when the config names no `endpoint` (a local double in the tests).
+ENDPOINT_ENV = "KITARU_AZUREML_ENDPOINT"
+
+
+def endpoint(config: AzureMLTargetConfig) -> str | None:
+    """The config's `endpoint`, else `$KITARU_AZUREML_ENDPOINT` (checked as the config's), else None."""
+    url = config.endpoint or os.environ.get(ENDPOINT_ENV) or None
+    if url is not None:
+        try:
+            check_endpoint(url)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (from {'the config' if config.endpoint else ENDPOINT_ENV})") from None
+    return url
+
+
 def ml_client(config: AzureMLTargetConfig) -> Any:
-    """The workspace's `MLClient`, with the config's credential and endpoint."""
+    """The workspace's `MLClient`: `DefaultAzureCredential` and Azure's hosts, or the endpoint's."""
     from azure.ai.ml import MLClient
 
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False}
-    if config.endpoint:
-        kwargs["transport"] = redirecting_transport(config.endpoint)
-    return MLClient(
-        credential(config), config.subscription_id, config.resource_group, config.workspace, **kwargs
-    )
+    url = endpoint(config)
+    if url is not None:
+        kwargs["transport"] = redirecting_transport(url)
+    if url is not None and check_endpoint(url):
+        credential: Any = PlaceholderCredential()
+    else:
+        from azure.identity import DefaultAzureCredential
 
-
-def credential(config: AzureMLTargetConfig) -> Any:
-    """`DefaultAzureCredential`, or for a test double a placeholder token (`credential: none`)."""
-    if config.credential == "none":
-        return PlaceholderCredential()
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential()
+        credential = DefaultAzureCredential()
+    return MLClient(credential, config.subscription_id, config.resource_group, config.workspace, **kwargs)
 
 
 class PlaceholderCredential:
     """A `TokenCredential` whose token means nothing: for a local double that checks only that a
-    bearer token is sent (the config allows it only with a loopback `endpoint`). It is shaped as
+    bearer token is sent (used only with a loopback endpoint). It is shaped as
     an unsigned JWT naming the all-zero tenant, which the SDK reads for its studio links."""
 
     token = ".".join(

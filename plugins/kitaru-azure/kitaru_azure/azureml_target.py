@@ -10,6 +10,7 @@ call's `image=`), on a compute cluster or on serverless compute of an instance t
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 from typing import Any
@@ -58,8 +59,31 @@ class AzureMLTarget(ExecutionTarget):
 
     # -- what a call may ask for -------------------------------------------------------------
     def check_resources(self, request: TaskRequest) -> None:
-        """Refuse what the stack's compute cannot give, naming the field (see docs/azureml.md)."""
+        """Refuse what the stack's compute cannot give, naming the field (see docs/azureml.md), and a
+        store secret the job would have to carry in its environment variables."""
         self._placement(request)
+        self._job_env(request)
+
+    def _job_env(self, request: TaskRequest) -> dict[str, str]:
+        """The job's environment variables: the stack's `env`, `pass_env` from this process, the request's.
+
+        Azure ML shows a job's environment variables to whoever may read the job, so a variable the
+        store config names (`request.secret_env`) is copied only when the stack lists it in `pass_env`.
+        """
+        config = self.config
+        secret = [name for name in request.secret_env if name not in config.pass_env]
+        if secret:
+            raise ResourceError(
+                f"the store config names ${{env:{secret[0]}}}, which the azureml target would have to copy "
+                "into the job's environment variables, visible to whoever may read the job: let the "
+                "job's identity reach the store (account_name only) or, if it is not secret, list it "
+                "in the target's `pass_env`"
+            )
+        missing = [name for name in config.pass_env if name not in os.environ]
+        if missing:
+            raise ResourceError(f"the azureml target's pass_env names {missing[0]}, which is not set "
+                                "in this process's environment; set it or drop it from pass_env")
+        return {**config.env, **{name: os.environ[name] for name in config.pass_env}, **request.env}
 
     def _placement(self, request: TaskRequest) -> dict[str, Any]:
         """The job's instance type, count and tier for `request`, or a `ResourceError`."""
@@ -143,7 +167,7 @@ class AzureMLTarget(ExecutionTarget):
             experiment_name=config.experiment_name,
             command=self.command_line(request),
             environment=environment,
-            environment_variables={**config.env, **request.env},
+            environment_variables=self._job_env(request),
             compute=config.compute,
             instance_type=placement["instance_type"],
             instance_count=placement["instance_count"],

@@ -89,20 +89,21 @@ class AzureMLTargetConfig(FlavorConfig):
     experiment_name: str = Field(default="kitaru", description="Experiment the jobs are grouped under")
     python: str = Field(default="python", description="Python command inside the image")
     env: dict[str, str] = Field(default_factory=dict, description="Extra (non-secret) environment variables")
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Runner variables the store config names as ${env:NAME} that are not secret and may "
+                    "be copied into the job's environment variables (which whoever may read the job sees)",
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on each job")
     shm_size: str | None = Field(default=None, description="Docker shared memory size, e.g. '2g'")
     poll_cap: float = Field(
-        default=5.0, gt=0, le=60, description="Longest pause in seconds between two polls of a running job"
+        default=10.0, gt=0, le=60, description="Longest pause in seconds between two polls of a running job"
     )
     endpoint: str | None = Field(
         default=None,
-        description="Send every request of the Azure SDK to this base URL instead of Azure's hosts "
-                    "(a local test double); default: Azure",
-    )
-    credential: Literal["default", "none"] = Field(
-        default="default",
-        description="default: DefaultAzureCredential; none: a placeholder token, only with a loopback "
-                    "`endpoint` (a test double)",
+        description="Send every request of the Azure SDK to this base URL instead of Azure's hosts: an "
+                    "https proxy, or a local double (http on a loopback address, with a placeholder "
+                    "token); default: $KITARU_AZUREML_ENDPOINT, else Azure",
     )
 
     @model_validator(mode="after")
@@ -114,12 +115,18 @@ class AzureMLTargetConfig(FlavorConfig):
             raise ValueError("`job_tier` applies to serverless compute only; drop it or drop `compute`")
         if self.identity_client_id and self.identity != "managed":
             raise ValueError("`identity_client_id` needs `identity: managed`")
-        if self.credential == "none" and not _loopback(self.endpoint):
-            raise ValueError("`credential: none` is only for a test double: set `endpoint` to "
-                             "http://127.0.0.1:<port>, or use `credential: default`")
+        if self.endpoint is not None:
+            check_endpoint(self.endpoint)
         return self
 
 
-def _loopback(url: str | None) -> bool:
-    host = urlsplit(url).hostname if url else None
-    return host in ("127.0.0.1", "localhost", "::1")
+def check_endpoint(url: str) -> bool:
+    """True for a local double (http on a loopback address), False for an https URL; else a
+    ValueError (a bearer token never travels over plain http to another host)."""
+    split = urlsplit(url)
+    if split.scheme == "https" and split.hostname:
+        return False
+    if split.scheme == "http" and split.hostname in ("127.0.0.1", "localhost", "::1"):
+        return True
+    raise ValueError(f"the Azure ML endpoint {url!r} must be https://HOST (a proxy) or "
+                     "http://127.0.0.1:PORT (a local double)")
