@@ -208,3 +208,25 @@ def test_the_endpoint_comes_from_the_config_or_the_environment_and_is_never_plai
     monkeypatch.setenv("KITARU_AZUREML_ENDPOINT", "http://proxy.internal:8080")
     with pytest.raises(ConfigError, match="KITARU_AZUREML_ENDPOINT"):
         endpoint(AzureMLTargetConfig(**base))
+
+
+@pytest.mark.slow
+def test_a_preempted_node_is_lost_and_a_failed_job_reports_the_runs_error(
+    azureml_double: AzureMLDouble, tmp_path: Path
+) -> None:
+    t = target(azureml_double, tmp_path)
+    sleeper = ("-c", "import time; time.sleep(600)")
+    preempted = request(task_name("0193a5f2c4e87b1d9e2f3a4b5c6d7e8f", "spot#1", 1), argv=sleeper)
+    broken = request(task_name("0193a5f2c4e87b1d9e2f3a4b5c6d7e8f", "oom#1", 1), argv=sleeper)
+    handles = {r.task_name: t.submit(r) for r in (preempted, broken)}
+    for name in handles:
+        deadline = time.monotonic() + 60
+        while name not in azureml_double.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    azureml_double.fail(preempted.task_name, "JobPreempted", "The low priority node was preempted.")
+    azureml_double.fail(broken.task_name, "UserError", "Out of memory: the process was killed (exit 137).")
+    lost = t.poll(handles[preempted.task_name])
+    assert lost.state == "lost" and "preempted" in lost.message
+    failed = t.poll(handles[broken.task_name])
+    assert failed.state == "failed" and "UserError: Out of memory" in failed.message

@@ -30,7 +30,9 @@ A new job runs its command with `bash -c` as a local process (the image is ignor
 command's `python` is this machine's, first on PATH), with the job's environment variables over
 this process's environment, its output in the job's `std_log.txt`. Its status
 goes Queued -> Running -> Completed / Failed (exit code) / Canceled (a cancel, or
-`limits.timeout` passed). `forget(name)` deletes a job as if the workspace lost it.
+`limits.timeout` passed). `forget(name)` deletes a job as if the workspace lost it;
+`fail(name, code, message)` ends a running job `Failed` with that error, as a preempted node
+(the error's text is Azure's documented wording, not observed here).
 
 Not emulated: code upload, inputs/outputs, datastores, distribution, the studio UI, scheduling
 on nodes (instance type, count and tier are recorded and checked for shape only).
@@ -173,6 +175,20 @@ class AzureMLDouble:
             job = self.jobs.pop(name, None)
         if job is not None:
             _kill(job.proc)
+
+    def fail(self, name: str, code: str, message: str) -> None:
+        """End the running job `Failed` with this error, as the service does when a node is taken
+        back or the job cannot be placed (its process is killed)."""
+        job = self._job(name)
+        with self._lock:
+            job.error = {"code": code, "message": message}
+            job.cancel_requested = True  # the runner thread must not overwrite the verdict
+        _kill(job.proc)
+        deadline = time.monotonic() + 30
+        while job.ended is None and job.proc is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self._lock:
+            job.status, job.ended = "Failed", job.ended or time.time()
 
     def status_requests(self, name: str) -> list[float]:
         """Monotonic times of the `jobs.get` requests for the job `name` (find and poll)."""
@@ -438,6 +454,8 @@ class AzureMLDouble:
                 job.status = "Canceled"
                 job.error = {"code": "JobTimeout",
                              "message": f"The job ran longer than its limits.timeout of {timeout:g} s."}
+            elif job.error is not None:
+                job.status = "Failed"  # `fail` ended it
             elif job.cancel_requested:
                 job.status = "Canceled"
             elif code == 0:

@@ -204,18 +204,18 @@ class AzureMLTarget(ExecutionTarget):
 
     # -- the protocol --------------------------------------------------------------------------
     def submit(self, request: TaskRequest) -> dict[str, Any]:
+        """Create the job under the task's name. The runner has just called `find`, so this does not
+        look again first: a workspace holds one job per name, so a PUT of a name that exists
+        starts nothing (the service answers the job, or refuses a changed definition, and then the
+        existing job is adopted)."""
         self.check_resources(request)
-        found = self.find(request.task_name)
-        if found is not None:
-            return found
         job = self.job(request, self._environment(request.image or self.config.image))
         from azure.core.exceptions import HttpResponseError
 
         try:
             self.client.jobs.create_or_update(job)
         except HttpResponseError as exc:
-            # Another runner created it meanwhile: adopt that job.
-            found = self.find(request.task_name)
+            found = self.find(request.task_name)  # created by an earlier submit: adopt it
             if found is not None:
                 return found
             raise self._error(f"cannot create job {request.task_name}", exc) from exc
