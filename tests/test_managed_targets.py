@@ -64,10 +64,29 @@ def cloud_run(request: pytest.FixtureRequest) -> Managed:
     return _gcp(request, "cloud_run_double", "cloud-run", "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN")
 
 
+def azureml(request: pytest.FixtureRequest) -> Managed:
+    """The Azure ML double (it runs each command job's worker as a local process); Azurite for the
+    store. `KITARU_AZUREML_ENDPOINT` points the target's SDK at the double and
+    `AZURE_STORAGE_CONNECTION_STRING` the store (the runner's and, inherited, the jobs') at Azurite."""
+    double = request.getfixturevalue("azureml_double")
+    azurite = request.getfixturevalue("azure_emulator")
+    import adlfs
+
+    fs = adlfs.AzureBlobFileSystem(connection_string=azurite.env["AZURE_STORAGE_CONNECTION_STRING"],
+                                   skip_instance_cache=True)
+    try:
+        fs.mkdir("agents")  # the container stacks/azureml.yaml names
+    except FileExistsError:
+        pass
+    return Managed("azureml", {**azurite.env, "KITARU_AZUREML_ENDPOINT": double.url},
+                   lambda: list(double.started))
+
+
 #: target name -> its factory (each target's engineer adds one line here).
 MANAGED: dict[str, Callable[[pytest.FixtureRequest], Managed]] = {
     "vertex": vertex,
     "cloud-run": cloud_run,
+    "azureml": azureml,
 }
 
 
