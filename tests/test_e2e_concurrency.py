@@ -1,5 +1,5 @@
 """Several processes on one execution at once: two resumes race (exactly one
-wins), and a follower streams the logs of a flow running elsewhere."""
+wins, on SQLite and on PostgreSQL), and a follower streams the logs of a flow running elsewhere."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import TEST_REGISTRY, _local_stack_on_postgres
 from e2e_flows.harness import FLOWS, Processes, has_exec_id, runs
 
 import kitaru
@@ -16,7 +17,15 @@ from kitaru import KitaruClient
 pytestmark = pytest.mark.slow
 
 
-def test_two_resumes_at_once_one_wins_the_other_names_the_owner(tmp_path: Path) -> None:
+@pytest.mark.parametrize("registry", ["sqlite", "postgres"])
+def test_two_resumes_at_once_one_wins_the_other_names_the_owner(
+    tmp_path: Path, registry: str, kitaru_home: Path, request: pytest.FixtureRequest
+) -> None:
+    if registry == "postgres" and TEST_REGISTRY != "postgres":
+        # the `local` stack on a shared record: the two runners race through PostgreSQL
+        _local_stack_on_postgres(kitaru_home, request.getfixturevalue("postgres_url"))
+    elif registry == "sqlite" and TEST_REGISTRY == "postgres":
+        pytest.skip("this pass runs the `local` stack on PostgreSQL: the postgres case covers it")
     workdir = tmp_path / "work"
     workdir.mkdir()
     hold, ready = workdir / "hold", workdir / "ready"

@@ -1,12 +1,16 @@
 """Flows through the `kubernetes` orchestrator and execution target end to end: kmock's
 emulator and the test controller (tests/services/kube.py) run each Job as a real process.
-Tasks "run anywhere", so the stack's store is an object store (moto's S3) and, for the
-orchestrator, the registry is PostgreSQL: a stack with local state is refused."""
+Tasks "run anywhere", so the stack's store is an object store (moto's S3, fake-gcs-server,
+Azurite) and, for the orchestrator, the registry is PostgreSQL: a stack with local state is
+refused. One example flow runs unchanged on the local, process and kubernetes stacks."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,42 +19,61 @@ import pytest
 import yaml
 from conftest import run_cli
 from e2e_flows.harness import FLOWS, Processes, runs, wait_for_execution, wait_for_status
-from emulators import Emulator, store_config, worker_env
+from emulators import EMULATORS, Emulator, store_config, worker_env
 from services.kube import wait_for
 
 import kitaru
-from kitaru import KitaruClient
+from kitaru import KitaruClient, checkpoint, flow
 
 pytestmark = pytest.mark.slow
 
 
+def reach(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """Make the object-store emulator reachable from this process and every process it
+    starts (the controller's pods inherit this environment, as pods in a cloud reach the
+    real service)."""
+    for name, value in {**emulator.env, **worker_env(emulator)}.items():
+        monkeypatch.setenv(name, value)
+    return emulator
+
+
 @pytest.fixture
 def s3(s3_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
-    """The S3 emulator, reachable from this process and every process it starts (the
-    controller's pods inherit this environment, as pods in a cloud reach the real S3)."""
-    for name, value in {**s3_emulator.env, **worker_env(s3_emulator)}.items():
-        monkeypatch.setenv(name, value)
-    return s3_emulator
+    """The S3 emulator, reachable from here and from the Jobs' processes."""
+    return reach(s3_emulator, monkeypatch)
 
 
 def register_k8s_stack(
-    tmp_path: Path, server: Any, s3: Emulator, *, registry_url: str | None = None
+    tmp_path: Path, server: Any, store: Emulator, *, registry_url: str | None = None,
+    flow_jobs: bool | None = None,
 ) -> None:
-    """Isolated calls as Jobs on the emulator; with `registry_url` (PostgreSQL) flow bodies too.
-    The controller runs each Job's command with this Python (the image is ignored)."""
+    """The stack `k8s`: isolated calls as Jobs on the emulator, with `store`'s object store; with
+    `registry_url` the registry is PostgreSQL and (unless `flow_jobs=False`) flow bodies are
+    Jobs too. The controller runs each Job's command with this Python (the image is ignored)."""
     k8s = {"namespace": "kitaru", "image": "registry/agents:1.4",
            "kubeconfig": str(server.kubeconfig), "python": sys.executable}
     registry = ({"flavor": "postgres", "config": {"url": registry_url}} if registry_url
                 else {"flavor": "sqlite"})
+    flow_jobs = bool(registry_url) if flow_jobs is None else flow_jobs
     orchestrator = ({"flavor": "kubernetes", "config": {**k8s, "working_dir": str(FLOWS)}}
-                    if registry_url else {"flavor": "local"})
+                    if flow_jobs else {"flavor": "local"})
     path = tmp_path / "k8s.yaml"
     path.write_text(yaml.safe_dump({
-        "name": "k8s", "registry": registry, "artifact_store": {"flavor": "s3", "config": store_config(s3)},
+        "name": "k8s", "registry": registry,
+        "artifact_store": {"flavor": store.flavor, "config": store_config(store)},
         "orchestrator": orchestrator, "execution_target": {"flavor": "kubernetes", "config": k8s},
     }))
     registered = run_cli("stack", "register", str(path))
     assert registered.returncode == 0, registered.stderr
+
+
+def flow_jobs(controller: Any) -> list[str]:
+    """The flow-body Jobs the controller started, in order (the rest are isolated calls)."""
+    return [name for name in controller.started if name.startswith("kitaru-flow-")]
+
+
+def call_jobs(controller: Any) -> list[str]:
+    return [name for name in controller.started if not name.startswith("kitaru-flow-")]
 
 
 def test_isolated_checkpoints_run_as_jobs(tmp_path: Path, kube_cluster: Any, s3: Emulator) -> None:
@@ -76,25 +99,54 @@ def test_isolated_checkpoints_run_as_jobs(tmp_path: Path, kube_cluster: Any, s3:
     assert "totalling 3 lines for ACME" in str(logs)
 
 
-def test_flow_body_runs_as_a_job_and_a_wait_ends_it_until_the_input_launches_another(
-    tmp_path: Path, kube_cluster: Any, s3: Emulator, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+#: Where the example flow runs: the default `local` stack (everything in the runner's process),
+#: `process` (the isolated call in a worker process) and kubernetes + PostgreSQL with each
+#: object store (the flow body and the isolated call as Jobs).
+EXAMPLE_STACKS = ["local", "process", *(f"kubernetes-{cloud}" for cloud in sorted(EMULATORS))]
+
+PROCESS_STACK = """\
+name: process
+registry: {flavor: sqlite}
+artifact_store: {flavor: local}
+orchestrator: {flavor: local}
+execution_target: {flavor: process}
+"""
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_the_example_flow_runs_unchanged_on_every_stack(
+    stack: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, controller = kube_cluster
-    register_k8s_stack(tmp_path, server, s3, registry_url=postgres_url)
-    monkeypatch.setenv("KITARU_STACK", "k8s")  # the client and `kitaru executions input` read its record
+    """approval_flow.py (a checkpoint, a wait, an isolated checkpoint): started, suspended at
+    its wait, answered from the command line, resumed to its end with each checkpoint run once."""
+    kube = stack.startswith("kubernetes-")
+    controller = None
+    if kube:
+        server, controller = request.getfixturevalue("kube_cluster")
+        store = reach(request.getfixturevalue(EMULATORS[stack.removeprefix("kubernetes-")]), monkeypatch)
+        register_k8s_stack(tmp_path, server, store, registry_url=request.getfixturevalue("postgres_url"))
+        name = "k8s"
+    elif stack == "process":
+        (tmp_path / "process.yaml").write_text(PROCESS_STACK)
+        registered = run_cli("stack", "register", str(tmp_path / "process.yaml"))
+        assert registered.returncode == 0, registered.stderr
+        name = "process"
+    else:
+        name = "local"
+    monkeypatch.setenv("KITARU_STACK", name)  # the client and `kitaru executions input` read its record
     workdir = tmp_path / "work"
     workdir.mkdir()
     with Processes(tmp_path / "logs") as procs:
-        code, out = procs.finish(procs.python(str(FLOWS / "approval_flow.py"), str(workdir), cwd=FLOWS,
-                                              env={"KITARU_STACK": "k8s"}))
-    assert code == 0, out  # flow.run() returned at once: the body runs in a Job
+        code, out = procs.finish(procs.python(str(FLOWS / "approval_flow.py"), str(workdir), cwd=FLOWS))
+    assert code == 0, out
     exec_id = (workdir / "exec_id").read_text()
     waiting = wait_for_execution(exec_id, lambda e: e.status.value == "waiting"
                                  and e.pending_wait is not None, "the `approve` wait")
     assert waiting.pending_wait.name == "approve"
-    # No compute while waiting: the flow-body Job has ended (it completed, it was not killed).
-    wait_for(lambda: controller.runs and all(run.ended for run in controller.runs.values()))
-    assert len([name for name in controller.started if name.startswith("kitaru-flow-")]) == 1
+    if controller is not None:
+        # No compute while waiting: the flow-body Job has ended (it completed, it was not killed).
+        wait_for(lambda: controller.runs and all(run.ended for run in controller.runs.values()))
+        assert len(flow_jobs(controller)) == 1 and call_jobs(controller) == []
 
     answered = run_cli("executions", "input", exec_id, "--wait", "approve", "--value", "true")
     assert answered.returncode == 0, answered.stderr
@@ -102,9 +154,102 @@ def test_flow_body_runs_as_a_job_and_a_wait_ends_it_until_the_input_launches_ano
     assert done.status.value == "completed", done
     result = kitaru.load(exec_id, "output")
     assert result["text"] == "WHY DURABLE AGENTS MATTERS"
-    # The input launched a second flow-body Job; the isolated call was a Job of its own.
-    flows = [name for name in controller.started if name.startswith("kitaru-flow-")]
-    calls = [name for name in controller.started if not name.startswith("kitaru-flow-")]
-    assert len(flows) == 2 and len(calls) == 1
-    assert result["pid"] != result["runner_pid"]
     assert runs(workdir) == Counter(draft=1, finalize=1)
+    # The isolated call ran in the runner's process only on the `local` stack (inline target).
+    assert (result["pid"] == result["runner_pid"]) is (stack == "local")
+    if controller is not None:
+        # The input launched a second flow-body Job; the isolated call was a Job of its own.
+        assert len(flow_jobs(controller)) == 2 and len(call_jobs(controller)) == 1
+        frozen = KitaruClient()._stack.registry.get_execution(exec_id).stack
+        assert frozen["artifact_store"]["flavor"] == stack.removeprefix("kubernetes-")
+
+
+def test_a_flow_job_killed_at_its_wait_is_resumed_by_the_input(
+    tmp_path: Path, kube_cluster: Any, s3: Emulator, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crash (c): the runner in the flow-body Job is SIGKILLed while it polls its wait; the
+    input finds it dead and launches a new flow-body Job, which runs nothing twice."""
+    server, controller = kube_cluster
+    register_k8s_stack(tmp_path, server, s3, registry_url=postgres_url)
+    monkeypatch.setenv("KITARU_STACK", "k8s")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with Processes(tmp_path / "logs") as procs:
+        code, out = procs.finish(procs.python(str(FLOWS / "approval_flow.py"), str(workdir), "600",
+                                              cwd=FLOWS))
+    assert code == 0, out
+    exec_id = (workdir / "exec_id").read_text()
+    # The flow-body Job's runner records the pending wait and keeps polling it (it holds the lease).
+    wait_for_execution(exec_id, lambda e: e.status.value == "waiting" and e.pending_wait is not None,
+                       "the `approve` wait")
+    client = KitaruClient()
+    assert client._stack.registry.get_execution(exec_id).owner is not None
+    [job] = flow_jobs(controller)
+    run = controller.runs[("kitaru", job)]
+    assert not run.ended and run.proc is not None
+    os.killpg(run.proc.pid, signal.SIGKILL)  # the runner dies as a node or the OOM killer would end it
+    wait_for(lambda: run.ended)
+
+    answered = run_cli("executions", "input", exec_id, "--wait", "approve", "--value", "true")
+    assert answered.returncode == 0, answered.stderr
+    done = wait_for_status(exec_id, {"completed", "failed"})
+    assert done.status.value == "completed", done
+    assert kitaru.load(exec_id, "output")["text"] == "WHY DURABLE AGENTS MATTERS"
+    assert runs(workdir) == Counter(draft=1, finalize=1)  # the recorded draft was replayed
+    assert len(flow_jobs(controller)) == 2 and len(call_jobs(controller)) == 1
+
+
+TASK_SECONDS = 7.0
+
+
+@checkpoint(runtime="isolated")
+def slow_answer(seconds: float) -> int:
+    time.sleep(seconds)
+    return 42
+
+
+@flow
+def waits_for_a_slow_job(seconds: float) -> int:
+    return slow_answer(seconds).load()
+
+
+def test_following_a_7s_job_costs_one_watch_request_per_tick(
+    tmp_path: Path, kube_cluster: Any, s3: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target follows a Job with a watch: each of the runner's ticks (0.1 s doubling to
+    5 s) is one watch request, which returns as soon as the Job ends."""
+    from kitaru_kubernetes.target import KubernetesTarget
+    from kubernetes.client import ApiClient
+
+    server, controller = kube_cluster
+    register_k8s_stack(tmp_path, server, s3)
+    requests: list[tuple[str, str, bool]] = []
+    request, watch = ApiClient.request, KubernetesTarget.watch
+    watched: list[str] = []
+
+    def counted_request(self, method, url, query_params=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self is not controller.api:  # the target's requests, not the test controller's
+            is_watch = any(key == "watch" for key, _ in query_params or [])
+            requests.append((method, url.split("/namespaces/kitaru/", 1)[-1], is_watch))
+        return request(self, method, url, query_params, *args, **kwargs)
+
+    def counted_watch(self, handle, timeout):  # type: ignore[no-untyped-def]
+        state = watch(self, handle, timeout)
+        watched.append(state.state if state is not None else "none")
+        return state
+
+    monkeypatch.setattr(ApiClient, "request", counted_request)
+    monkeypatch.setattr(KubernetesTarget, "watch", counted_watch)
+    assert waits_for_a_slow_job.run(TASK_SECONDS, stack="k8s").wait(timeout=120) == 42
+    print("target requests for a 7 s Job:", Counter((m, path.split("/")[0], w) for m, path, w in requests))
+    print("watch outcomes:", watched)
+    watches = [r for r in requests if r[2]]
+    others = [r for r in requests if not r[2]]
+    # About 8 ticks for 7 s (a fixed 0.1 s poll would be ~70), each one watch request ...
+    assert 4 <= len(watches) <= 10, requests
+    assert len(watches) == len(watched) and "none" not in watched
+    # ... the last of which saw the Job end: nobody waited for the next tick to notice.
+    assert watched[-1] == "succeeded" and watched.count("succeeded") == 1, watched
+    # Besides: find (404) and create, then the pod list and the pod's log once at the end.
+    assert [m for m, _, _ in others].count("POST") == 1
+    assert len(others) <= 5, others

@@ -6,8 +6,10 @@ command (and args) as a local process with the manifest's env and working dir,
 and writes the pod's and the Job's status back when the process ends. The image is
 ignored: the command runs with this machine's Python and venv, so a stack used in
 the tests sets `python` to `sys.executable`. Deleting a Job kills its process and
-deletes its pods (what the garbage collector does in a cluster). `evict` and
-`oom_kill` end a running pod the way a node would, for the failure-path tests.
+deletes its pods (what the garbage collector does in a cluster). A Job running past
+its `activeDeadlineSeconds` is stopped and failed with `DeadlineExceeded`, as the
+Job controller does. `evict` and `oom_kill` end a running pod the way a node would,
+for the failure-path tests.
 
 Not emulated: ttlSecondsAfterFinished (finished Jobs stay), scheduling, resources
 and node selectors (recorded, never enforced), env `valueFrom`.
@@ -41,9 +43,14 @@ JOB_LABEL = "kitaru.dev/job"
 @attrs.define(kw_only=True)
 class KitaruKubeEmulator(kmock.KubernetesEmulator):
     """kmock's stateful emulator plus what kitaru's plugin uses and kmock leaves out:
-    equality label selectors on lists, the pods' `log` subresource and a `uid` on create."""
+    equality label selectors on lists, the pods' `log` subresource, a `uid` on create, and
+    `watch=True` (the official client's spelling, which the API server accepts) as a watch.
+    kmock's watches ignore field selectors and `timeoutSeconds`: they stream the whole
+    namespace until the client hangs up."""
 
     log_files: dict[tuple[str, str], Path] = attrs.field(factory=dict)
+    #: The handlers of open watches, cancelled at shutdown (kmock's never end by themselves).
+    watches: set[asyncio.Task[Any]] = attrs.field(factory=set)
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         payload = await super()._serve_list(request)
@@ -60,6 +67,23 @@ class KitaruKubeEmulator(kmock.KubernetesEmulator):
         if request.method == kmock.method.POST and isinstance(request.data, dict) and not request.subresource:
             # What the API server does on create: a uid (owner references point at it).
             request.data.setdefault("metadata", {}).setdefault("uid", str(uuid.uuid4()))
+        if request.action == kmock.action.LIST and request.params.get("watch", "").lower() in ("true", "1"):
+            # kmock reads only "watch=true"; its reactions match requests by identity, so the
+            # recorded request is replaced by the watch it is.
+            watch = attrs.evolve(request, action=kmock.action.WATCH)
+            for index in range(len(self._requests) - 1, -1, -1):  # it was recorded last, or nearly
+                if self._requests[index] is request:
+                    self._requests[index] = watch
+                    break
+            request = watch
+        if request.action == kmock.action.WATCH:
+            task = asyncio.current_task()
+            assert task is not None
+            self.watches.add(task)
+            try:
+                return await super()._handle(request)
+            finally:
+                self.watches.discard(task)
         if request.subresource == "log" and request.method == kmock.method.GET:
             path = self.log_files.get((request.namespace or "", request.name or ""))
             if path is None:
@@ -102,6 +126,8 @@ class KubeEmulatorServer:
             self.url = str(server.url).rstrip("/")
             self._ready.set()
             await self._stop.wait()
+            for task in list(emulator.watches):  # else the server waits for them to end
+                task.cancel()
 
     def start(self) -> KubeEmulatorServer:
         self._thread.start()
@@ -130,6 +156,7 @@ class _Run:
     proc: subprocess.Popen[bytes] | None
     log: Path
     ended: bool = False
+    deadline: float | None = None  # time.monotonic() past which the Job is stopped
 
 
 def _now() -> str:
@@ -205,6 +232,8 @@ class JobController:
                 continue
             with self._lock:
                 fault = self._faults.pop(key, None)
+            if fault is None and run.deadline is not None and time.monotonic() > run.deadline:
+                fault = "DeadlineExceeded"
             if fault is not None:
                 self._kill(run)
                 self._finish(run, exit_code=137, fault=fault)
@@ -232,6 +261,9 @@ class JobController:
         assert self.server.emulator is not None
         self.server.emulator.log_files[(namespace, pod_name)] = log
         run = _Run(namespace, name, pod_name, None, log)
+        limit = job["spec"].get("activeDeadlineSeconds")
+        if limit:
+            run.deadline = time.monotonic() + float(limit)
         self.runs[(namespace, name)] = run
         container = template["spec"]["containers"][0]
         env = dict(os.environ)
@@ -272,9 +304,12 @@ class JobController:
                                             "image": "", "imageID": "",
                                             "state": {"terminated": terminated}}]
         self.core.patch_namespaced_pod_status(run.pod, run.namespace, {"status": pod_status})
+        if fault == "DeadlineExceeded":  # the Job controller stops the pod, the Job fails
+            reason, message = "DeadlineExceeded", "Job was active longer than specified deadline"
+        else:
+            reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
         condition = {"type": "Complete" if ok else "Failed", "status": "True", "lastTransitionTime": _now(),
-                     "reason": "Completed" if ok else "BackoffLimitExceeded",
-                     "message": "" if ok else "Job has reached the specified backoff limit"}
+                     "reason": "Completed" if ok else reason, "message": "" if ok else message}
         job_status: dict[str, Any] = {"active": 0, "conditions": [condition]}
         job_status["succeeded" if ok else "failed"] = 1
         if ok:

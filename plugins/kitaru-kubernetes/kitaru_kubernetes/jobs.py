@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from kitaru_core.errors import ConfigError, TaskError
@@ -105,19 +107,72 @@ class JobClient:
             job = self._batch().read_namespaced_job(handle["job"], handle["namespace"])
         except ApiException as exc:
             if exc.status == 404:
-                return TaskState("lost", f"Job {handle['namespace']}/{handle['job']} is gone")
+                return self._gone(handle)
             raise self._error(f"cannot read Job {handle['namespace']}/{handle['job']}", exc) from exc
+        return self._verdict(handle, job)
+
+    def watch(self, handle: dict[str, Any], timeout: float) -> TaskState | None:
+        """Follow the Job with a watch for up to `timeout` seconds: its state as soon as it
+        ended (or was deleted), else the last state the watch showed. None when the watch
+        itself failed (the runner then sleeps and polls)."""
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        deadline = time.monotonic() + timeout
+        watcher = watch.Watch()
+        # A watch without a resourceVersion first sends the Job as it is (a synthetic ADDED
+        # event), then its changes: one request covers the state now and its next change.
+        stream = watcher.stream(
+            self._batch().list_namespaced_job, handle["namespace"],
+            field_selector=f"metadata.name={handle['job']}",
+            timeout_seconds=max(1, math.ceil(timeout)),  # the server ends the stream
+            _request_timeout=max(timeout, 0.05),  # and the client stops reading after as long
+        )
+        seen: TaskState | None = None
+        try:
+            for event in stream:
+                job = event["object"]
+                if getattr(getattr(job, "metadata", None), "name", None) != handle["job"]:
+                    continue  # a server that ignores the field selector streams the namespace
+                if event["type"] == "DELETED":
+                    return self._gone(handle)
+                seen = self._job_verdict(job)
+                if seen.ended:
+                    return self._verdict(handle, job)
+                if time.monotonic() >= deadline:
+                    break
+        except (HTTPError, OSError):
+            pass  # the read timed out: nothing changed within `timeout`
+        except ApiException:
+            return None
+        finally:
+            watcher.stop()
+            stream.close()
+        # No event at all: the Job is gone (or the server sent nothing); one read tells.
+        return seen if seen is not None else self.state(handle)
+
+    def _gone(self, handle: dict[str, Any]) -> TaskState:
+        return TaskState("lost", f"Job {handle['namespace']}/{handle['job']} is gone")
+
+    def _verdict(self, handle: dict[str, Any], job: Any) -> TaskState:
+        """The state of `job`; for a failed Job, what its pod says (evicted, OOM-killed)."""
+        state = self._job_verdict(job)
+        if state.state == "failed":  # the pods are read only when the Job failed
+            return self._pod_verdict(handle) or state
+        return state
+
+    @staticmethod
+    def _job_verdict(job: Any) -> TaskState:
+        """The state the Job's own status tells."""
         status = job.status
         conditions = {c.type: c for c in (status.conditions or []) if c.status == "True"} if status else {}
         if "Complete" in conditions or (status and status.succeeded):
             return TaskState("succeeded")
-        pod_verdict = self._pod_verdict(handle)
-        if pod_verdict is not None:
-            return pod_verdict
         if "Failed" in conditions or (status and status.failed):
             cond = conditions.get("Failed")
             reason = f"{cond.reason}: {cond.message}" if cond is not None else "the pod failed"
-            return TaskState("failed", f"Job {handle['job']} failed ({reason})")
+            return TaskState("failed", f"Job {job.metadata.name} failed ({reason})")
         if status and status.active:
             return TaskState("running")
         return TaskState("pending")
