@@ -196,6 +196,28 @@ def test_submit_runs_the_worker_command_in_a_job_and_reports_success_and_logs(
     target.close()
 
 
+def test_a_watch_returns_when_the_job_ends_or_is_gone(tmp_path: Path, kube_cluster: Any) -> None:
+    server, _ = kube_cluster
+    target = make_target(tmp_path, server, "sleep 1")
+    handle = target.submit(request("e-watch", "c#1"))
+    # One watch of up to 10 minutes: it returns when the Job ends, not when its time is up.
+    states = [target.watch(handle, 600)]
+    assert [s.state if s else None for s in states] == ["succeeded"]
+    quick = target.watch(handle, 0.1)  # an ended Job: the watch's first event says so
+    assert quick is not None and quick.state == "succeeded"
+
+    running = target.submit(request("e-watch", "c#2", attempt=1))
+    wait_for(lambda: target.poll(running).state == "running")
+    still = target.watch(running, 0.2)  # nothing changes within the timeout: the state it saw
+    assert still is not None and still.state == "running"
+    target.cancel(running)
+    # A Job gone before the watch starts sends no event: seen when the watch's time is up.
+    gone = target.watch(running, 0.2)
+    assert gone is not None and gone.state == "lost" and "gone" in gone.message
+    unknown = target.watch({"namespace": "kitaru", "job": "no-such-job"}, 0.2)
+    assert unknown is not None and unknown.state == "lost"
+
+
 def test_submitting_the_same_task_again_finds_the_job_instead_of_starting_another(
     tmp_path: Path, kube_cluster: Any
 ) -> None:

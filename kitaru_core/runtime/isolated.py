@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .. import placeholders
 from ..code_source import CodeSource, code_source
 from ..errors import TaskError
-from ..interfaces import ExecutionTarget, Resources, TaskRequest
+from ..interfaces import ExecutionTarget, Resources, TaskRequest, TaskState
 from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
 from ..status import CallStatus
 from .artifacts import ensure_blob, new_id
@@ -76,16 +76,17 @@ def run_isolated(
             ctx.registry.save_call(call)
         attempt += 1
         outcome = _follow(ctx, target, task, call)
-        if outcome is None and inherited:
+        if isinstance(outcome, TaskState) and inherited:
             # Lost with the runner that started it: a new attempt, not charged to the retries.
             call.task = None
             attempt -= 1
             continue
-        if outcome is None:
+        if isinstance(outcome, TaskState):  # lost under this runner's eyes: a failed attempt
+            reason = f": {outcome.message}" if outcome.message else ""
             outcome = (
                 {"status": "error",
                  "error": {"type": "TaskError",
-                           "message": "the task was lost before it wrote its result.json"}},
+                           "message": f"the task was lost before it wrote its result.json{reason}"}},
                 target.logs(task["handle"]),
             )
         result, logs = outcome
@@ -199,8 +200,9 @@ def _write_spec(
 
 def _follow(
     ctx: ExecutionContext, target: ExecutionTarget, task: dict[str, Any], call: CallRecord
-) -> tuple[dict[str, Any], str] | None:
-    """Wait for the task's result.json; None if the task was lost without one.
+) -> tuple[dict[str, Any], str] | TaskState:
+    """Wait for the task's result.json; the `lost` state (with the target's reason) if the
+    task was lost without one.
 
     Each tick is one store read and one target request (`watch`, else a sleep and
     `poll`); the pause grows from 0.1 s to the target's `poll_cap`. A cancelled
@@ -233,7 +235,7 @@ def _follow(
             if ended_polls < 2:
                 continue
             if state.state == "lost":
-                return None
+                return state
             logs = target.logs(handle)
             return (
                 {

@@ -9,7 +9,10 @@ the tests sets `python` to `sys.executable`. Deleting a Job kills its process an
 deletes its pods (what the garbage collector does in a cluster). A Job running past
 its `activeDeadlineSeconds` is stopped and failed with `DeadlineExceeded`, as the
 Job controller does. `evict` and `oom_kill` end a running pod the way a node would,
-for the failure-path tests.
+for the failure-path tests. With `own_hostnames` each pod's process runs in a UTS
+namespace of its own whose hostname is the pod's name, as in a cluster: a runner in a
+pod is then "on another host" to the processes of the test, which see it only through
+its lease (needs `unshare`, i.e. root or user namespaces: `can_own_hostnames()`).
 
 Not emulated: ttlSecondsAfterFinished (finished Jobs stay), scheduling, resources
 and node selectors (recorded, never enforced), env `valueFrom`.
@@ -166,7 +169,9 @@ def _now() -> str:
 class JobController:
     """Runs every Job created on the emulator as a local process (see the module docstring)."""
 
-    def __init__(self, server: KubeEmulatorServer, *, interval: float = 0.05) -> None:
+    def __init__(
+        self, server: KubeEmulatorServer, *, interval: float = 0.05, own_hostnames: bool = False
+    ) -> None:
         from kubernetes import client, config
 
         self.server = server
@@ -174,6 +179,7 @@ class JobController:
         self.batch = client.BatchV1Api(self.api)
         self.core = client.CoreV1Api(self.api)
         self.interval = interval
+        self.own_hostnames = own_hostnames
         self.runs: dict[tuple[str, str], _Run] = {}
         self.started: list[str] = []  # Job names, in the order their pods started
         self._faults: dict[tuple[str, str], str] = {}
@@ -249,7 +255,7 @@ class JobController:
     def _start(self, job: dict[str, Any]) -> None:
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
         template = job["spec"]["template"]
-        pod_name = f"{name}-{uuid.uuid4().hex[:5]}"[-63:]
+        pod_name = f"{name[:57].rstrip('-')}-{uuid.uuid4().hex[:5]}"  # as generateName does
         labels = {**(template.get("metadata", {}).get("labels") or {}), "job-name": name}
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": pod_name, "namespace": namespace, "labels": labels,
@@ -277,6 +283,8 @@ class JobController:
             return
         env.update({item["name"]: item.get("value", "") for item in container.get("env") or []})
         argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        if self.own_hostnames:  # the pod's own hostname, then the container's command
+            argv = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', pod_name, *argv]
         with open(log, "ab") as out:
             run.proc = subprocess.Popen(
                 argv, env=env, cwd=container.get("workingDir") or None, stdin=subprocess.DEVNULL,
@@ -323,11 +331,23 @@ class JobController:
             run.proc.wait(10)
 
 
+def can_own_hostnames() -> bool:
+    """Whether this machine lets the controller give each pod its own hostname (`unshare`)."""
+    try:
+        probe = subprocess.run(["unshare", "--uts", "hostname", "kitaru-probe"], capture_output=True,
+                               timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
 @contextlib.contextmanager
-def running_cluster(root: Path) -> Iterator[tuple[KubeEmulatorServer, JobController]]:
+def running_cluster(
+    root: Path, *, own_hostnames: bool = False
+) -> Iterator[tuple[KubeEmulatorServer, JobController]]:
     """The emulator and its controller, started; both stopped at the end."""
     server = KubeEmulatorServer(root).start()
-    controller = JobController(server).start()
+    controller = JobController(server, own_hostnames=own_hostnames).start()
     try:
         yield server, controller
     finally:
