@@ -260,9 +260,10 @@ def test_following_a_7s_job_costs_one_watch_request_per_tick(
     assert len(watches) == len(watched) and set(watched) <= {"pending", "running", "succeeded"}, watched
     # (the last saw the Job end, or result.json, written before the process exits, came first)
     assert watched.count("succeeded") <= 1, watched
-    # Besides: find (404) and create, then the pod list and the pod's log once at the end.
+    # Besides: find (404) and create, then the pod list and the pod's log once at the end (4 on
+    # an idle machine); a watch the server did not answer within its tick falls back to a read.
     assert [m for m, _, _ in others].count("POST") == 1
-    assert len(others) <= 5, others
+    assert len(others) <= 4 + len(watches), others
 
 
 @checkpoint(runtime="isolated", retries=1, retry_delay=0.05)

@@ -198,7 +198,8 @@ def test_submit_runs_the_worker_command_in_a_job_and_reports_success_and_logs(
 
 def test_a_watch_returns_when_the_job_ends_or_is_gone(tmp_path: Path, kube_cluster: Any) -> None:
     server, _ = kube_cluster
-    target = make_target(tmp_path, server, "sleep 1")
+    long = tmp_path / "long"  # a Job started once this exists runs for 30 s
+    target = make_target(tmp_path, server, f"if [ -e {long} ]; then sleep 30; else sleep 1; fi")
     handle = target.submit(request("e-watch", "c#1"))
     # One watch of up to 10 minutes: it returns when the Job ends, not when its time is up.
     states = [target.watch(handle, 600)]
@@ -206,6 +207,7 @@ def test_a_watch_returns_when_the_job_ends_or_is_gone(tmp_path: Path, kube_clust
     quick = target.watch(handle, 0.1)  # an ended Job: the watch's first event says so
     assert quick is not None and quick.state == "succeeded"
 
+    long.touch()
     running = target.submit(request("e-watch", "c#2", attempt=1))
     wait_for(lambda: target.poll(running).state == "running")
     still = target.watch(running, 0.2)  # nothing changes within the timeout: the state it saw
