@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -147,3 +148,24 @@ def test_out_refuses_a_folder_that_is_not_empty(
     done = cli("image", "dockerfile", "--stack", k8s_stack, "--project", str(project), "--out", str(out))
     assert done.exit_code == 2  # a usage error (ConfigError)
     assert "not an empty folder" in done.stderr and (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_the_vendored_sources_build_as_the_pinned_versions(
+    cli: Callable[..., Any], k8s_stack: str, project: Path, tmp_path: Path
+) -> None:
+    """pip (offline, no install) reads each vendored folder as the distribution and version pinned."""
+    out = tmp_path / "context"
+    assert cli("image", "dockerfile", "--stack", k8s_stack, "--project", str(project),
+               "--out", str(out)).exit_code == 0
+    folders = sorted((out / "vendor").iterdir())
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index",
+         "--no-build-isolation", "--quiet", "--report", str(report), *map(str, folders)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    built = {item["metadata"]["name"]: item["metadata"]["version"]
+             for item in json.loads(report.read_text())["install"]}
+    assert built == {name: metadata.version(name) for name in ("kitaru", *PLUGINS)}

@@ -335,3 +335,21 @@ def test_a_jobs_secret_reaches_its_process(
     handle = target.jobs.create(manifest, {"API_TOKEN": "only-in-secret"})
     assert wait_for(lambda: finished(target, handle)).state == "succeeded"
     assert "secret=only-in-secret" in (tmp_path / "env.txt").read_text()
+
+
+@pytest.mark.parametrize("version", CLUSTER_VERSIONS)
+def test_a_job_with_env_from_runner_and_its_secret_pass_kubernetes_validate(
+    tmp_path: Path, version: str
+) -> None:
+    from kitaru_kubernetes.manifests import env_secret_manifest
+
+    config = KubernetesTargetConfig(**{**FULL_CONFIG, "env_from_runner": ["API_TOKEN"]})
+    manifest = KubernetesTarget(config, context(tmp_path)).manifest(request("e1", "total#1"))
+    name = manifest["metadata"]["name"]
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"][-1] == {"secretRef": {"name": f"{name}-env"}}
+    secret = env_secret_manifest("kitaru", name, {"API_TOKEN": "v"})
+    for document in (manifest, secret):
+        kubernetes_validate.validate(document, version, strict=True)
+    with pytest.raises(ValueError, match="not an environment variable name"):
+        KubernetesTargetConfig(namespace="kitaru", image="x", env_from_runner=["API-TOKEN"])
