@@ -132,11 +132,16 @@ class Registry(Component):
         *,
         owner: str | None = None,
         statuses: tuple[str, ...] | None = None,
+        expected_version: int | None = None,
     ) -> bool:
         """Set `fields` (bumping the version) if the row matches; True if it did.
 
         `owner` given: only while that owner holds the execution (fencing).
         `statuses` given: only while the status is one of them (compare-and-set).
+        `expected_version` given: only while the row still has this version (compare-and-set
+        on the whole record: of two writers that read the same version, exactly one wins).
+        `fields` may name any `ExecutionRecord` field but `exec_id` and `version`; JSON
+        fields (`failure`, `replay`, `runner`, ...) are stored and returned as given.
         """
 
     # -- checkpoint calls -------------------------------------------------

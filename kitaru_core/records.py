@@ -32,6 +32,12 @@ class ExecutionRecord:
     started_at: float | None = None
     ended_at: float | None = None
     version: int = 0
+    #: The runner an orchestrator launched to continue this execution, kept by the core
+    #: (`kitaru_core.runtime.runners`): {"launch", "handle", "launched_at", "launches",
+    #: "relaunches", "claimed_at", "mode"}. None when no launched runner is responsible (the
+    #: execution runs, or last ran, in a process the user started: `flow.run()`, a
+    #: foreground `kitaru executions resume`).
+    runner: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

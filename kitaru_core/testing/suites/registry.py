@@ -204,6 +204,23 @@ class RegistryConformance(ComponentConformance):
         assert not registry.renew_lease(rec.exec_id, owner="me", lease_expires=4e12)
         assert registry.get_execution(rec.exec_id).lease_expires == pytest.approx(2e12)
 
+    def test_update_is_compare_and_set_on_version_and_keeps_the_runner(
+        self, registry: Registry
+    ) -> None:
+        rec = execution(status="running", owner=None, lease_expires=None)
+        registry.create_execution(rec)
+        runner = {"launch": "l1", "handle": {"pid": 7, "start": "9"}, "launches": 1,
+                  "relaunches": 0, "launched_at": 1.5}
+        assert registry.update_execution(rec.exec_id, {"runner": runner}, expected_version=0)
+        got = registry.get_execution(rec.exec_id)
+        assert (got.runner, got.version) == (runner, 1)
+        # A second writer that read version 0 loses; the record is unchanged.
+        assert not registry.update_execution(rec.exec_id, {"runner": None}, expected_version=0)
+        assert registry.get_execution(rec.exec_id).runner == runner
+        assert registry.update_execution(rec.exec_id, {"runner": None}, expected_version=1)
+        assert registry.get_execution(rec.exec_id).runner is None
+        assert [e.runner for e in registry.list_executions() if e.exec_id == rec.exec_id] == [None]
+
     def test_update_is_fenced_by_owner(self, registry: Registry) -> None:
         rec = execution(owner="me")
         registry.create_execution(rec)

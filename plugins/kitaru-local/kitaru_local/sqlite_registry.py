@@ -67,14 +67,16 @@ from .configs import SqliteRegistryConfig
 # Version 5: the `journal` (see the module doc); versions counted by `_insert_artifact_rows`,
 # once per name and commit, instead of by a trigger once per artifact.
 # Version 6: the `documents` table (deployments, secrets, API keys), created by _SCHEMA.
+# Version 7: `executions.runner`, the launched runner the watchdog follows.
 # An older file is migrated in place when opened.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     exec_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, status TEXT NOT NULL,
     flow_ref TEXT, stack TEXT, inputs_artifact TEXT, result_artifact TEXT, failure TEXT,
     original_exec_id TEXT, replay TEXT, owner TEXT, lease_expires REAL,
-    created_at REAL, started_at REAL, ended_at REAL, version INTEGER NOT NULL DEFAULT 0
+    created_at REAL, started_at REAL, ended_at REAL, version INTEGER NOT NULL DEFAULT 0,
+    runner TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_created ON executions(created_at);
 CREATE TABLE IF NOT EXISTS calls (
@@ -126,13 +128,14 @@ _MIGRATE_FROM_1 = (
 )
 _MIGRATE_FROM_2 = ("ALTER TABLE artifacts ADD COLUMN data BLOB",)
 _MIGRATE_TO_5 = ("DROP TRIGGER IF EXISTS artifacts_version",)
+_MIGRATE_TO_7 = ("ALTER TABLE executions ADD COLUMN runner TEXT",)
 
 _EXEC_COLS = (
     "exec_id", "flow_name", "status", "flow_ref", "stack", "inputs_artifact", "result_artifact",
     "failure", "original_exec_id", "replay", "owner", "lease_expires", "created_at",
-    "started_at", "ended_at", "version",
+    "started_at", "ended_at", "version", "runner",
 )
-_EXEC_JSON = {"flow_ref", "stack", "failure", "replay"}
+_EXEC_JSON = {"flow_ref", "stack", "failure", "replay", "runner"}
 _CALL_COLS = (
     "exec_id", "call_id", "name", "seq", "status", "type", "attempts", "started_at", "ended_at",
     "output_artifact", "error", "cache_key", "task",
@@ -371,6 +374,10 @@ class SqliteRegistry(Registry):
                             self._conn.execute(stmt)
                     for stmt in _MIGRATE_TO_5:
                         self._conn.execute(stmt)
+                    columns = {r[1] for r in self._conn.execute("PRAGMA table_info(executions)")}
+                    if "runner" not in columns:  # a new file got it from _SCHEMA
+                        for stmt in _MIGRATE_TO_7:
+                            self._conn.execute(stmt)
                     self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -608,6 +615,7 @@ class SqliteRegistry(Registry):
         *,
         owner: str | None = None,
         statuses: tuple[str, ...] | None = None,
+        expected_version: int | None = None,
     ) -> bool:
         sets = ", ".join(f"{k} = ?" for k in fields)
         params = [_dumps(v) if k in _EXEC_JSON else v for k, v in fields.items()]
@@ -619,6 +627,9 @@ class SqliteRegistry(Registry):
         if statuses is not None:
             sql += f" AND status IN ({', '.join('?' * len(statuses))})"
             params.extend(statuses)
+        if expected_version is not None:
+            sql += " AND version = ?"
+            params.append(expected_version)
         with self._tx() as conn:
             return conn.execute(sql, params).rowcount == 1
 

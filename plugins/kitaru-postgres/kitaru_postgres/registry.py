@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 _EXEC_COLS = (
     "exec_id", "flow_name", "status", "flow_ref", "stack", "inputs_artifact", "result_artifact",
     "failure", "original_exec_id", "replay", "owner", "lease_expires", "created_at",
-    "started_at", "ended_at", "version",
+    "started_at", "ended_at", "version", "runner",
 )
-_EXEC_JSON = frozenset({"flow_ref", "stack", "failure", "replay"})
+_EXEC_JSON = frozenset({"flow_ref", "stack", "failure", "replay", "runner"})
 _EXEC_SELECT = ", ".join(_EXEC_COLS)
 _CALL_COLS = (
     "exec_id", "call_id", "name", "seq", "status", "type", "attempts", "started_at", "ended_at",
@@ -320,6 +320,7 @@ class PostgresRegistry(Registry):
         *,
         owner: str | None = None,
         statuses: tuple[str, ...] | None = None,
+        expected_version: int | None = None,
     ) -> bool:
         unknown = set(fields) - set(_EXEC_COLS)
         if unknown:
@@ -334,6 +335,9 @@ class PostgresRegistry(Registry):
         if statuses is not None:
             sql += " AND status = ANY(%s)"
             params.append(list(statuses))
+        if expected_version is not None:
+            sql += " AND version = %s"
+            params.append(expected_version)
         return self._write(sql, params) == 1
 
     # -- calls ------------------------------------------------------------------------------

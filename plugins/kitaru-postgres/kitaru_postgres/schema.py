@@ -73,6 +73,8 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (kind, name)
         )""",
     ],
+    # 3: the launched runner the watchdog follows (ExecutionRecord.runner).
+    ["ALTER TABLE executions ADD COLUMN runner JSONB"],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
