@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from kitaru_core.errors import InvalidStateError, InvalidValueError
 from kitaru_core.ids import quoted
 from kitaru_core.records import ArtifactRecord, CallRecord, ExecutionRecord, WaitRecord
-from kitaru_core.runtime import housekeeping, service
+from kitaru_core.runtime import housekeeping, service, watchdog
 from kitaru_core.runtime.artifacts import read_value
 from kitaru_core.runtime.housekeeping import DeleteResult, GcReport, HealthReport
 from kitaru_core.runtime.owner import describe_owner
+from kitaru_core.runtime.watchdog import RunnerCheck
 from kitaru_core.stack import Stack, get_stack, resolve_stack_name
 from kitaru_core.status import ExecutionStatus
 
@@ -36,6 +37,7 @@ __all__ = [
     "PendingWait",
     "ReplayResult",
     "ReplaySubmission",
+    "RunnerCheck",
 ]
 
 
@@ -200,6 +202,10 @@ class Execution(_Model):
     #: The run options frozen into the execution when they differ from the defaults:
     #: {"retries": n, "cache": bool, "image": {ImageSettings fields}} (`executions.get` only).
     options: dict[str, Any] = field(default_factory=dict)
+    #: The runner an orchestrator launched to continue it, if one is responsible:
+    #: {"launch", "handle", "mode", "launched_at", "launches", "relaunches", "claimed_at"}
+    #: (see `executions.recover`); None for a run in a process the user started.
+    runner: dict[str, Any] | None = None
 
 
 @dataclass
@@ -241,7 +247,7 @@ class ExecutionsAPI:
         """One execution with its checkpoint calls, artifacts and pending wait."""
         stack = self._stack
         reg = stack.registry
-        rec = reg.get_execution(exec_id)
+        rec = watchdog.watch(stack, [reg.get_execution(exec_id)])[0]
         arts = reg.list_artifacts(exec_id=rec.exec_id)
         by_call: dict[str | None, list[Artifact]] = {}
         by_id: dict[str, Artifact] = {}
@@ -277,6 +283,7 @@ class ExecutionsAPI:
                           and a.direction == "input"), {}),
             inputs_artifact=by_id.get(rec.inputs_artifact or ""),
             result_artifact=by_id.get(rec.result_artifact or ""),
+            runner=rec.runner,
         )
 
     def list(
@@ -292,7 +299,8 @@ class ExecutionsAPI:
         records = self._stack.registry.list_executions(
             flow_name=flow, status=status_value, limit=limit
         )
-        return [_summary(r) for r in records]
+        records = watchdog.watch(self._stack, records)
+        return [_summary(r) for r in records if status_value is None or r.status == status_value]
 
     def latest(self, *, flow: str | None = None) -> Execution | None:
         found = self.list(flow=flow, limit=1)
@@ -385,8 +393,24 @@ class ExecutionsAPI:
         return self.get(rec.exec_id)
 
     def cancel(self, exec_id: str) -> Execution:
+        """Cancel a running or waiting execution: its isolated tasks and a runner an
+        orchestrator launched are stopped through their components; a process you started
+        yourself (`flow.run()`) stops at its next step."""
         rec = service.cancel(self._stack, exec_id)
         return self.get(rec.exec_id)
+
+    def recover(self, exec_id: str | None = None) -> list[RunnerCheck]:
+        """Run the runner watchdog on one execution (id or unique prefix), or on every
+        running or waiting one when `exec_id` is None.
+
+        An execution whose launched runner the orchestrator reports ended or lost (or
+        not started within `KITARU_RUNNER_START_GRACE` seconds), with no live owner, is
+        relaunched; after `KITARU_RUNNER_RELAUNCHES` relaunches it is marked failed with
+        the reason and the runner's log. Each `RunnerCheck` says what was found and done.
+        """
+        if exec_id is not None:
+            return [watchdog.recover(self._stack, exec_id)]
+        return watchdog.sweep(self._stack)
 
     def delete(
         self,
@@ -559,4 +583,5 @@ def _summary(r: ExecutionRecord) -> Execution:
         pending_wait=None, failure=r.failure, original_exec_id=r.original_exec_id,
         stack_name=(r.stack or {}).get("name"),
         owner=describe_owner(r.owner) if r.owner else None, resumable=service.is_resumable(r),
+        runner=r.runner,
     )

@@ -13,9 +13,11 @@ store's code package or the image.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import KitaruError
+from .runtime import termination
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    termination.launched_runner()  # SIGTERM stops this runner in order (a cancel reaches it)
     try:
         from .runtime.service import environment_stack, resume_here
 
@@ -38,9 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     except KitaruError as exc:
         print(f"kitaru: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(f"kitaru: execution {record.exec_id} is {record.status}")
+    print(f"kitaru: execution {record.exec_id} is {record.status}"
+          + (" (its runner was stopped)" if termination.stopping() else ""))
     return 0 if record.status in ("completed", "waiting") else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if termination.stopping():
+        # Stopped: everything is recorded; calls still running in worker threads (submitted
+        # concurrently) must not hold the process until they end.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -161,6 +161,11 @@ class ResumeFailedError(KitaruError):
     """A resume launched in the background could not continue the execution."""
 
 
+class RunnerLostError(KitaruError):
+    """A launched runner was lost (or never started) more often than the watchdog relaunches
+    it; the execution is marked failed with this as its failure."""
+
+
 class ArtifactStoreError(KitaruError):
     """The artifact store's backend refused or failed an operation (a missing bucket, no access)."""
 

@@ -56,6 +56,9 @@ def render(e: Any, *, calls: int | None, full: bool) -> None:
         _field(out, "ended", when(e.ended_at))
     if e.owner:
         _field(out, "owner", e.owner)
+    runner = getattr(e, "runner", None)
+    if runner and not e.status.is_finished:
+        _field(out, "runner", _runner_line(runner))
     if e.original_exec_id:
         _field(out, "replay of", e.original_exec_id)
     if getattr(e, "options", None):
@@ -85,6 +88,20 @@ def render(e: Any, *, calls: int | None, full: bool) -> None:
         f = e.failure
         out.print(f"[bold red]failure[/bold red] in {f.get('call_id') or 'the flow body'}: ", end="")
         out.print(f"{(f.get('type') or '').rsplit('.', 1)[-1]}: {f.get('message')}", markup=False)
+        if f.get("fix"):
+            out.print(f"  fix: {f['fix']}", markup=False, soft_wrap=True)
+
+
+def _runner_line(runner: dict[str, Any]) -> str:
+    """The launched runner in one line: which launch, whether it took over, where its log is."""
+    parts = [f"launch {runner.get('launches') or 1} ({runner.get('mode') or 'resume'})"]
+    if runner.get("relaunches"):
+        parts.append(f"relaunched {runner['relaunches']}x by the watchdog")
+    parts.append("took over" if runner.get("claimed_at") else "not started yet")
+    log = (runner.get("handle") or {}).get("log")
+    if log:
+        parts.append(f"log: {log}")
+    return ", ".join(parts)
 
 
 def _print_resume_failure(out: Any, exec_id: str, f: dict[str, Any]) -> None:

@@ -339,9 +339,55 @@ def _override(value: Any) -> dict[str, Any]:
 @app.command("cancel")
 def cancel(exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
            output: Format = OutputOption) -> None:
-    """Cancel a running or waiting execution; its runner stops at the next step."""
+    """Cancel a running or waiting execution.
+
+    Its isolated tasks and a runner the orchestrator launched are stopped at once (a
+    background runner on this machine is signalled and records the cancel); a process
+    you started yourself (`flow.run()`) stops at its next step.
+    """
     e = _client().executions.cancel(exec_id)
     if output == Format.json:
         print_json({"exec_id": e.exec_id, "status": e.status.value})
         return
     typer.echo(f"execution {e.exec_id} cancelled")
+
+
+@app.command("recover")
+def recover(
+    exec_id: str = typer.Argument(None, help="Execution id (or a unique prefix)."),
+    every: bool = typer.Option(False, "--all", help="Every running or waiting execution."),
+    output: Format = OutputOption,
+) -> None:
+    """Relaunch executions whose launched runner is gone; fail them after a few tries.
+
+    An execution that is running, or waiting with its input given, whose runner the
+    orchestrator reports ended or lost (or not started within KITARU_RUNNER_START_GRACE
+    seconds) while no live process holds it, is relaunched; after
+    KITARU_RUNNER_RELAUNCHES relaunches (default 3) it is marked failed with the reason
+    and the runner's log. `executions list` and `get` do the same for what they show.
+    """
+    from kitaru_core.errors import InvalidValueError
+
+    if (exec_id is None) == (not every):
+        raise InvalidValueError("name one execution, or give --all (not both)")
+    found = _client().executions.recover(exec_id)
+    if output == Format.json:
+        print_json([c.to_dict() for c in found])
+    elif not found:
+        typer.echo("no running or waiting execution has a launched runner that is gone")
+    else:
+        for c in found:
+            typer.echo(f"{c.exec_id}: {_recovery_line(c)}")
+    if any(c.action == "error" for c in found):
+        raise typer.Exit(1)
+
+
+def _recovery_line(c: Any) -> str:
+    if c.action == "relaunched":
+        return (f"{c.reason}; relaunched (relaunch {c.relaunches})"
+                + (f"; its output: {c.log}" if c.log else ""))
+    if c.action == "failed":
+        return f"marked failed: {c.reason}"
+    if c.action == "error":
+        return f"could not act: {c.reason}"
+    return f"nothing to do: {c.reason}"

@@ -71,6 +71,26 @@ class _Cancelled(BaseException):
     """Raised through the flow body once the execution was cancelled elsewhere."""
 
 
+class RunnerStopped(_Cancelled):
+    """Raised in the checkpoint function a launched runner was running when it got SIGTERM
+    (a cancel, or its orchestrator stopping it): see `termination`."""
+
+
+def interrupted_in_call(frame: Any) -> bool:
+    """True if `frame` (where a signal interrupted the main thread) is a checkpoint function's
+    own code, or code it called, with no kitaru frame in between: raising there unwinds
+    through the user's code only, never through kitaru's bookkeeping."""
+    f = frame
+    while f is not None:
+        if f.f_code is _CALL_BOUNDARY:
+            return True
+        module = str(f.f_globals.get("__name__", ""))
+        if module.split(".")[0] in ("kitaru", "kitaru_core") or module.startswith("kitaru_"):
+            return False
+        f = f.f_back
+    return False
+
+
 class CallContext:
     """The checkpoint call running in this context: collects saves, logs and metadata."""
 
@@ -187,6 +207,7 @@ class ExecutionContext:
         self.at_wait: str | None = None
         self.suspended = False
         self.suspend_requested = threading.Event()
+        self.stop_requested = False  # a launched runner got SIGTERM (runtime/termination.py)
         self.ended = threading.Event()  # set once this run of the body is over
 
     # -- identity and divergence ----------------------------------------------
@@ -401,6 +422,9 @@ class ExecutionContext:
                 error = None
             except Exception as exc:
                 value, error = None, exc
+            except RunnerStopped:
+                self._record_stopped(call, attempt_state)
+                raise
             finally:
                 self._end_attempt(call, attempt_state)
             outcome = self._settle(spec, call, attempt_state, value, error, attempt, inputs)
@@ -515,6 +539,27 @@ class ExecutionContext:
         self.registry.save_call(call, [*inputs, *call_ctx.artifacts], self._chunks(cap), metadata)
         self.calls[call.call_id] = call
         raise error
+
+    def _record_stopped(
+        self, call: CallRecord, state: tuple[capture.Capture, Any, CallContext, Any]
+    ) -> None:
+        """Record a call its runner was stopped in (SIGTERM): failed, with what it printed, so
+        that nothing it wrote is lost; it runs again if the execution is resumed."""
+        cap, _, call_ctx, _ = state
+        metadata = self._unwritten_metadata(call_ctx) if call_ctx.live else call_ctx.metadata
+        with contextlib.suppress(Exception):
+            cancelled = self.registry.get_execution(self.exec_id).status == ExecutionStatus.CANCELLED.value
+            why = ("the execution was cancelled while this call ran" if cancelled else
+                   "its runner was stopped (SIGTERM) while this call ran; it runs again on resume")
+            call.status = _FAILED
+            call.ended_at = time.time()
+            call.error = {"type": "kitaru_core.errors.ExecutionCancelledError" if cancelled
+                          else "kitaru_core.runtime.execution.RunnerStopped", "message": why}
+            cap.add("stderr", f"[kitaru] {why}\n")
+            with self._progress_lock:
+                self._unrecorded.pop(call.call_id, None)
+            self.registry.save_call(call, call_ctx.artifacts, self._chunks(cap), metadata)
+            self.calls[call.call_id] = call
 
     def _from_cache(
         self, spec: CheckpointSpec, seq: int, cid: str, cache_key: str,
@@ -712,6 +757,10 @@ class ExecutionContext:
             self.registry.append_logs(chunks)
 
 
+#: The frame that calls a checkpoint function (see `interrupted_in_call`).
+_CALL_BOUNDARY = ExecutionContext._run_inline.__code__
+
+
 def _input_artifacts(
     ctx: ExecutionContext,
     spec: CheckpointSpec,
@@ -833,6 +882,11 @@ def run_flow_body(
         raise
     except _Cancelled as exc:
         _finish_or_release(ctx, exc, None)
+        if ctx.stop_requested and not ctx.lost_lease:
+            raise ExecutionCancelledError(
+                f"the runner of execution {ctx.exec_id} was stopped (SIGTERM); it is cancelled "
+                "if a cancel stopped it, else resumable"
+            ) from None
         raise ExecutionCancelledError(
             f"execution {ctx.exec_id} was cancelled" + (
                 " (another runner took over after this one lost its lease)"

@@ -8,7 +8,8 @@ resume launched here when nobody holds the execution or its holder is gone (a de
 process on this host, an expired lease elsewhere).
 
 A launched resume is confirmed before it is reported: the runner it starts either
-takes the execution (the record's version moves) or records why it could not
+takes the execution (and notes it on the record's `runner`, see `runners.mark_claimed`)
+or records why it could not
 (`failure` with `resume_failed` and this launch's id, see `record_resume_failure`).
 """
 
@@ -25,6 +26,7 @@ from ..interfaces import Orchestrator
 from ..records import ExecutionRecord, LogChunk
 from ..status import ExecutionStatus
 from .owner import describe_owner, owner_is_alive, process_start_token
+from .runners import LAUNCH_ID_ENV
 
 if TYPE_CHECKING:
     from ..stack import Stack
@@ -32,9 +34,6 @@ if TYPE_CHECKING:
 #: How long an input or a background resume waits for the runner to confirm (seconds).
 CONFIRM_SECONDS = float(os.environ.get("KITARU_CONFIRM_SECONDS", "60"))
 _CHECK_SECONDS = 0.05
-#: Environment of a launched runner: its launch's id (where its output goes: see
-#: `Orchestrator.RUNNER_LOG_ENV`).
-LAUNCH_ID_ENV = "KITARU_LAUNCH_ID"
 
 
 @dataclass
@@ -116,7 +115,14 @@ def launch_and_confirm(
         failure = now.failure or {}
         if failure.get("resume_failed") and failure.get("launch") == launch_id:
             return Handover("failed", now, failure=failure, log=failure.get("log") or log)
-        if now.version != record.version:
+        runner = now.runner or {}
+        if runner.get("launch") == launch_id:
+            if runner.get("claimed_at"):  # the launched runner took it (see runners.mark_claimed)
+                return Handover("resumed", now, log=log)
+            if ExecutionStatus(now.status).is_finished:  # cancelled before it could
+                return Handover("ended", now, log=log)
+        elif now.owner != record.owner or now.status != record.status:
+            # Another process took it first (its runner entry replaced this launch's).
             return Handover("resumed", now, log=log)
         if _exited(handle):
             exited_seen += 1

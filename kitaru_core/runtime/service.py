@@ -196,22 +196,39 @@ def start_run(
 
 
 def claim(stack: Stack, exec_id: str, *, mode: str = "resume") -> ExecutionRecord:
-    """Take ownership of an execution to resume (or retry) it; exactly one claimer wins."""
+    """Take ownership of an execution to resume (or retry) it; exactly one claimer wins.
+
+    A claim that loses only to a write that did not take the execution (a launcher
+    recording its runner's handle) is tried again on the fresh record.
+    """
+    from .runners import mark_claimed
+
     registry = stack.registry
-    record = registry.get_execution(exec_id)
-    check_can_resume(record, mode)
     me = self_owner()
-    won = registry.claim_execution(
-        record.exec_id, owner=me, lease_expires=time.time() + LEASE_SECONDS,
-        expected_version=record.version,
-    )
-    if not won:
-        now = registry.get_execution(record.exec_id)
-        raise ExecutionOwnedError(
-            f"execution {record.exec_id} was claimed by {describe_owner(now.owner)} a moment "
-            "ago; it is running there, follow it with `kitaru executions logs --follow`"
+    record = registry.get_execution(exec_id)
+    for _ in range(20):
+        check_can_resume(record, mode)
+        won = registry.claim_execution(
+            record.exec_id, owner=me, lease_expires=time.time() + LEASE_SECONDS,
+            expected_version=record.version,
         )
-    return registry.get_execution(record.exec_id)
+        if won:
+            claimed = registry.get_execution(record.exec_id)
+            if claimed.runner is not None:
+                mark_claimed(stack, claimed, me)
+                claimed = registry.get_execution(record.exec_id)
+            return claimed
+        now = registry.get_execution(record.exec_id)
+        if now.owner != record.owner or now.status != record.status:
+            raise ExecutionOwnedError(
+                f"execution {record.exec_id} was claimed by {describe_owner(now.owner)} a moment "
+                "ago; it is running there, follow it with `kitaru executions logs --follow`"
+            )
+        record = now
+    raise ExecutionOwnedError(
+        f"execution {record.exec_id} changes too often to be claimed; try "
+        f"`kitaru executions resume {record.exec_id}` again"
+    )
 
 
 def check_can_resume(record: ExecutionRecord, mode: str) -> None:
@@ -297,12 +314,22 @@ def stack_for_record(record: ExecutionRecord, found_in: Stack) -> Stack:
 
 
 def launch(
-    record: ExecutionRecord, stack: Stack, mode: str, *, launch_id: str | None = None
-) -> dict[str, Any]:
-    """Resume an execution in the background through its own stack's orchestrator."""
-    from .handover import LAUNCH_ID_ENV
+    record: ExecutionRecord, stack: Stack, mode: str, *, launch_id: str | None = None,
+    relaunch: bool = False, expected_version: int | None = None,
+) -> dict[str, Any] | None:
+    """Resume an execution in the background through its own stack's orchestrator.
+
+    The launch is recorded on the execution (`runners.record_intent`, then the handle);
+    a watchdog's `relaunch` passes the `expected_version` it read and launches only if
+    that compare-and-set wins (None: another process relaunched it first).
+    """
+    from .runners import LAUNCH_ID_ENV, record_handle, record_intent
 
     stack = stack_for_record(record, stack)
+    runner = record_intent(stack, record, mode, launch_id=launch_id, relaunch=relaunch,
+                           expected_version=expected_version)
+    if runner is None:
+        return None
     remote = stack.orchestrator.locality == "network"
     if remote:  # no value of this machine: see `remote_launch`
         from .remote_launch import runner_command
@@ -316,23 +343,15 @@ def launch(
             "KITARU_STACK_SPEC": json.dumps(stack.spec),
             "KITARU_INTERACTIVE": "0",
         }
-    if launch_id:
-        env[LAUNCH_ID_ENV] = launch_id
+    env[LAUNCH_ID_ENV] = runner["launch"]
     image = load_options(record, stack).get("image")
     if image:  # the run's `image` option, for an orchestrator that starts runners in containers
         env[RUN_IMAGE_ENV] = json.dumps(image)
     handle = stack.orchestrator.launch(
         record.exec_id, command=command, env=env, cwd=None if remote else record.flow_ref.get("cwd")
-    )
-    if remote:
-        # Where `kitaru executions cancel` finds a runner it cannot signal itself.
-        stack.artifact_store.write_file(runner_handle_path(record.exec_id), json.dumps(handle or {}).encode())
+    ) or {}
+    record_handle(stack, record.exec_id, runner["launch"], handle)
     return handle
-
-
-def runner_handle_path(exec_id: str) -> str:
-    """The store file holding the handle of an execution's remotely launched runner."""
-    return f"runners/{exec_id}.json"
 
 
 def resume_background(stack: Stack, exec_id: str, *, mode: str = "resume") -> ExecutionRecord:
@@ -570,13 +589,17 @@ def cancel(stack: Stack, exec_id: str) -> ExecutionRecord:
 
 def stop_remote_work(stack: Stack, exec_id: str) -> None:
     """Cancel, through their components, the isolated tasks of an execution's running calls
-    and its remotely launched runner, so that cancelled work stops (and stops billing).
+    and its launched runner, so that cancelled work stops (and stops billing).
 
-    A local runner also notices the cancel at its next step and cancels its task itself;
-    cancelling twice is harmless. Raises `TaskError` naming what could not be stopped.
+    The runner is stopped through the orchestrator that launched it (the `local` one
+    signals its process, after checking it is still that process); a process the user
+    started (`flow.run()`, a foreground resume) is never signalled: it notices the
+    cancel at its next step. Cancelling twice is harmless. Raises `TaskError` naming
+    what could not be stopped.
     """
     problems: list[str] = []
-    calls = [c for c in stack.registry.get_calls(exec_id)
+    registry = stack.registry
+    calls = [c for c in registry.get_calls(exec_id)
              if c.status == CallStatus.RUNNING.value and c.task and c.task.get("handle")]
     if calls:
         target = stack.execution_target
@@ -585,14 +608,12 @@ def stop_remote_work(stack: Stack, exec_id: str) -> None:
                 target.cancel(call.task["handle"])
             except Exception as exc:
                 problems.append(f"task {call.task.get('name') or call.call_id}: {exc}")
-    orchestrator = stack.orchestrator
-    if orchestrator.locality == "network":
-        raw = stack.artifact_store.read_file(runner_handle_path(exec_id))
-        if raw:
-            try:
-                orchestrator.cancel(json.loads(raw))
-            except Exception as exc:
-                problems.append(f"runner: {exc}")
+    handle = (registry.get_execution(exec_id).runner or {}).get("handle")
+    if handle:
+        try:
+            stack.orchestrator.cancel(handle)
+        except Exception as exc:
+            problems.append(f"runner: {exc}")
     if problems:
         raise TaskError(
             f"execution {exec_id} is cancelled, but some of its work could not be stopped ("

@@ -54,9 +54,12 @@ class LocalOrchestrator(Orchestrator):
         return TaskState("lost", "the runner process is gone")
 
     def cancel(self, handle: dict[str, Any]) -> None:
+        """SIGTERM to the launched runner, only if its pid still names that process (same
+        kernel start time): the runner records the cancel and exits (see
+        `kitaru_core.runtime.termination`). A handle whose process can't be verified is left."""
         import signal
 
         with contextlib.suppress(ProcessLookupError, KeyError, ValueError, TypeError):
             pid = int(handle["pid"])
-            if handle.get("start") is None or process_start_token(pid) == handle.get("start"):
+            if process_is_running(pid, handle.get("start")):
                 os.kill(pid, signal.SIGTERM)
