@@ -28,6 +28,8 @@ from kitaru_core.status import ExecutionStatus
 from . import settings as _settings
 
 _POLL_SECONDS = 0.2
+#: How often `wait()` runs the runner watchdog on the execution it waits for (seconds).
+_WATCH_SECONDS = 5.0
 
 
 class FlowHandle:
@@ -64,8 +66,14 @@ class FlowHandle:
                 self._raise_failed(run.error)
             if not run.suspended:
                 return run.result
+        next_watch = time.monotonic() + _WATCH_SECONDS
         while True:
             record = self._stack.registry.get_execution(self.exec_id)
+            if time.monotonic() >= next_watch:  # a runner launched for it that died is relaunched
+                from kitaru_core.runtime import watchdog
+
+                next_watch = time.monotonic() + _WATCH_SECONDS
+                record = watchdog.watch(self._stack, [record])[0]
             if record.status == ExecutionStatus.COMPLETED.value:
                 if record.result_artifact is None:
                     return None

@@ -255,3 +255,17 @@ def test_a_version_6_registry_file_gains_the_runner_column(tmp_path: Any) -> Non
     assert reopened.get_execution(record.exec_id).runner == {"launch": "x"}
     assert reopened._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     reopened.close()
+
+
+def test_waiting_on_a_flow_handle_runs_the_watchdog(
+    stack: Stack, orchestrator: FakeOrchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kitaru.flows as flows
+    from kitaru_core.errors import WaitTimeoutError
+
+    monkeypatch.setattr(flows, "_WATCH_SECONDS", 0.0)
+    orchestrator.states[7] = TaskState("lost")
+    record = launched_execution(stack, handle={"pid": 7})
+    with pytest.raises(WaitTimeoutError, match="still running"):
+        flows.FlowHandle(record.exec_id, stack).wait(timeout=0.5)
+    assert len(orchestrator.launched) == 1  # relaunched once; the new runner (a stand-in) runs

@@ -9,7 +9,9 @@ the tests sets `python` to `sys.executable`. Deleting a Job kills its process an
 deletes its pods (what the garbage collector does in a cluster). A Job running past
 its `activeDeadlineSeconds` is stopped and failed with `DeadlineExceeded`, as the
 Job controller does. `evict` and `oom_kill` end a running pod the way a node would,
-for the failure-path tests. With `own_hostnames` each pod's process runs in a UTS
+`fail_at_start` fails a new Job before its command runs (an image that cannot start) and
+`never_start` leaves one pending (an image that never pulls, no node that fits), for the
+failure-path tests. With `own_hostnames` each pod's process runs in a UTS
 namespace of its own whose hostname is the pod's name, as in a cluster: a runner in a
 pod is then "on another host" to the processes of the test, which see it only through
 its lease (needs `unshare`, i.e. root or user namespaces: `can_own_hostnames()`).
@@ -31,7 +33,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,6 +185,9 @@ class JobController:
         self.runs: dict[tuple[str, str], _Run] = {}
         self.started: list[str] = []  # Job names, in the order their pods started
         self._faults: dict[tuple[str, str], str] = {}
+        self._fail_at_start: list[Callable[[str], bool]] = []
+        self._never_start: list[Callable[[str], bool]] = []
+        self.held: set[tuple[str, str]] = set()  # Jobs left pending by `never_start`
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="job-controller", daemon=True)
@@ -197,6 +202,26 @@ class JobController:
     def oom_kill(self, namespace: str, job: str) -> None:
         """Kill the Job's container as the kernel's OOM killer would."""
         self._fault(namespace, job, "OOMKilled")
+
+    def fail_at_start(self, match: Callable[[str], bool]) -> None:
+        """Fail the next new Job whose name matches: its pod ends with an error before its
+        command runs, as when the container cannot start."""
+        with self._lock:
+            self._fail_at_start.append(match)
+
+    def never_start(self, match: Callable[[str], bool]) -> None:
+        """Leave the next new Job whose name matches pending: no pod ever runs (an image that
+        never pulls, no node that fits). Deleting the Job forgets it."""
+        with self._lock:
+            self._never_start.append(match)
+
+    def _take(self, rules: list[Callable[[str], bool]], name: str) -> bool:
+        with self._lock:
+            for rule in rules:
+                if rule(name):
+                    rules.remove(rule)
+                    return True
+        return False
 
     def _fault(self, namespace: str, job: str, kind: str) -> None:
         with self._lock:
@@ -230,7 +255,9 @@ class JobController:
             key = (job["metadata"]["namespace"], job["metadata"]["name"])
             present.add(key)
             if key not in self.runs:
-                if not (job.get("status") or {}).get("startTime"):
+                if key in self.held or self._take(self._never_start, key[1]):
+                    self.held.add(key)
+                elif not (job.get("status") or {}).get("startTime"):
                     self._start(job)
                 continue
             run = self.runs[key]
@@ -245,6 +272,7 @@ class JobController:
                 self._finish(run, exit_code=137, fault=fault)
             elif run.proc is not None and run.proc.poll() is not None:
                 self._finish(run, exit_code=run.proc.returncode)
+        self.held &= present
         for key, run in list(self.runs.items()):
             if key not in present:  # the Job was deleted: its pods go with it
                 self._kill(run)
@@ -280,6 +308,10 @@ class JobController:
         except Exception as exc:  # the kubelet would keep the pod pending: CreateContainerConfigError
             log.write_text(f"CreateContainerConfigError: {exc}\n")
             self._finish(run, exit_code=1, fault="CreateContainerConfigError")
+            return
+        if self._take(self._fail_at_start, name):
+            log.write_text("StartError: the container could not start\n")
+            self._finish(run, exit_code=128, fault="StartError")
             return
         env.update({item["name"]: item.get("value", "") for item in container.get("env") or []})
         argv = [*(container.get("command") or []), *(container.get("args") or [])]

@@ -47,7 +47,9 @@ class KubernetesOrchestrator(Orchestrator):
     def launch(
         self, exec_id: str, *, command: list[str], env: dict[str, str], cwd: str | None
     ) -> dict[str, Any]:
-        return self.jobs.create(self.manifest(exec_id, command=command, env=env), runner_env(self.config))
+        handle = self.jobs.create(self.manifest(exec_id, command=command, env=env), runner_env(self.config))
+        # Where the runner's output is, for `executions get` and a watchdog's failure.
+        return {**handle, "log": f"kubectl logs -n {handle['namespace']} job/{handle['job']}"}
 
     def poll(self, handle: dict[str, Any]) -> TaskState:
         return self.jobs.state(handle)
