@@ -157,3 +157,32 @@ def test_cancel_never_signals_the_users_own_process(tmp_path: Path) -> None:
     shown = KitaruClient().executions.get(exec_id)
     assert shown.status.value == "cancelled"
     assert {c.name: c.status for c in shown.checkpoints} == {"gather": "completed", "crunch": "completed"}
+
+
+def test_sigterm_without_a_cancel_lets_the_execution_go_and_the_watchdog_continues_it(
+    tmp_path: Path
+) -> None:
+    """What Kubernetes does to a pod it deletes or evicts: the runner stops in order and the
+    execution is resumable at once (no lease to wait for)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with Processes(tmp_path / "logs") as procs:
+        exec_id = suspended_run(procs, workdir)
+        (workdir / "hold").touch()
+        assert run_cli("executions", "input", exec_id, "--value", "true").returncode == 0
+        pid = json.loads(procs.wait_for(lambda: read(workdir / "ready"), "`crunch` to start"))["pid"]
+        start = process_start_token(pid)
+        os.kill(pid, signal.SIGTERM)
+        procs.wait_for(lambda: not process_is_running(pid, start), "the stopped runner to exit")
+        record = registry_record(exec_id)
+        assert (record.status, record.owner) == ("running", None)  # let go, not cancelled
+        # (read from the registry: `executions get` would run the watchdog itself)
+        calls = KitaruClient()._stack.registry.get_calls(exec_id)
+        crunch = next(c for c in calls if c.name == "crunch")
+        assert crunch.status == "failed" and "runs again on resume" in crunch.error["message"]
+        (workdir / "hold").unlink()
+        recovered = run_cli("executions", "recover", exec_id)
+        assert recovered.returncode == 0 and "relaunched" in recovered.stdout, recovered.stdout
+        done = wait_for_status(exec_id, {"completed", "failed"})
+        assert done.status.value == "completed" and done.load_result() == 10
+    assert runs(workdir) == Counter(gather=1, crunch=2)

@@ -219,7 +219,8 @@ def _follow(
         if raw is not None:
             return json.loads(raw), target.logs(handle)
         if ctx.cancelled:
-            target.cancel(handle)
+            if not ctx.stop_requested or _execution_cancelled(ctx):
+                target.cancel(handle)  # a runner only stopped (evicted) leaves it for its successor
             ctx.check_cancelled()
         if ended_polls:
             state = target.poll(handle)
@@ -248,6 +249,13 @@ def _follow(
                 },
                 logs,
             )
+
+
+def _execution_cancelled(ctx: ExecutionContext) -> bool:
+    try:
+        return ctx.registry.get_execution(ctx.exec_id).status == "cancelled"
+    except Exception:  # cannot tell: stop the task rather than leave it running
+        return True
 
 
 # -- function references and code packages ----------------------------------------
