@@ -86,6 +86,21 @@ def moto_s3(root: Path) -> Iterator[str]:
         proc.wait(10)
 
 
+def sagemaker_double(root: Path, s3_endpoint: str) -> Double:
+    """moto's SageMaker and CloudWatch Logs plus the job runner (tests/services/sagemaker.py),
+    with the target's shipped defaults (poll_interval 10 s)."""
+    from services.sagemaker import SageMakerHarness
+
+    root.mkdir(parents=True, exist_ok=True)
+    harness = SageMakerHarness(root).start()
+    config: dict[str, Any] = {
+        "role_arn": "arn:aws:iam::123456789012:role/kitaru-bench", "image": "bench/agents:1",
+        "output_path": "s3://kitaru-bench/sagemaker-output", "region": harness.region,
+    }
+    return Double({"flavor": "sagemaker", "config": config}, harness.env,
+                  lambda name: list(harness.counts.describes.get(name, [])), harness.stop)
+
+
 def _gcp_double(flavor: str, root: Path) -> Double:
     """The Vertex AI or Cloud Run double (tests/services/), with the target's shipped defaults
     (poll_cap 10 s); each job's worker runs as a local process."""
@@ -112,6 +127,7 @@ def cloud_run_double(root: Path, s3_endpoint: str) -> Double:
 DOUBLES: dict[str, Callable[[Path, str], Double]] = {
     "vertex": vertex_double,
     "cloud-run": cloud_run_double,
+    "sagemaker": sagemaker_double,
 }
 
 

@@ -77,6 +77,16 @@ def cloud_run_double(tmp_path_factory: pytest.TempPathFactory) -> Any:
     double.stop()
 
 
+@pytest.fixture(scope="session")
+def sagemaker_harness(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """moto's SageMaker and CloudWatch Logs on 127.0.0.1, with a runner that starts each
+    training job's container command as a local process (tests/services/sagemaker.py)."""
+    from services.sagemaker import running_sagemaker
+
+    with running_sagemaker(tmp_path_factory.mktemp("sagemaker")) as harness:
+        yield harness
+
+
 # -- no test calls a real model provider ----------------------------------------------------------
 
 

@@ -82,11 +82,30 @@ def azureml(request: pytest.FixtureRequest) -> Managed:
                    lambda: list(double.started))
 
 
+def sagemaker(request: pytest.FixtureRequest) -> Managed:
+    """moto's SageMaker and CloudWatch Logs with the job runner; moto's S3 for the store."""
+    harness = request.getfixturevalue("sagemaker_harness")
+    s3 = request.getfixturevalue("s3_emulator")
+    env = {**s3.env, **harness.env, "AWS_ENDPOINT_URL_S3": s3.endpoint}
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3.endpoint, region_name="eu-west-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    for bucket in ("acme-agents",):  # the bucket stacks/sagemaker.yaml names
+        try:
+            client.create_bucket(Bucket=bucket,
+                                 CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    return Managed("sagemaker", env, lambda: list(harness.started))
+
+
 #: target name -> its factory (each target's engineer adds one line here).
 MANAGED: dict[str, Callable[[pytest.FixtureRequest], Managed]] = {
     "vertex": vertex,
     "cloud-run": cloud_run,
     "azureml": azureml,
+    "sagemaker": sagemaker,
 }
 
 

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from .specs import CheckpointSpec
 
 _FIRST_POLL = 0.1
+#: Attempts a runner submits again, not charged to the retries, after the target reported its
+#: own attempt `lost` (then the loss fails the attempt like any error).
+MAX_LOST_RESUBMITS = 3
 
 
 def run_isolated(
@@ -52,6 +55,7 @@ def run_isolated(
     store = ctx.store
     target = ctx.stack.execution_target
     attempt = 0  # attempts this runner submitted or followed: the retry budget
+    lost = 0  # attempts of this runner the target lost, each submitted again for free
     # Inputs are recorded with the call's first submission only (an earlier runner's included).
     unrecorded_inputs = inputs if call.attempts == 0 else []
     while True:
@@ -76,8 +80,16 @@ def run_isolated(
             ctx.registry.save_call(call)
         attempt += 1
         outcome = _follow(ctx, target, task, call)
-        if isinstance(outcome, TaskState) and inherited:
-            # Lost with the runner that started it: a new attempt, not charged to the retries.
+        if isinstance(outcome, TaskState) and (inherited or lost < MAX_LOST_RESUBMITS):
+            # Lost with the runner that started it, or by the target (an evicted pod, a spot
+            # interruption, a capacity error): a new attempt, not charged to the retries. The
+            # target's reason goes to the call's log, so the user sees why it ran again.
+            lost += 0 if inherited else 1
+            if outcome.message:
+                ctx.registry.append_logs([LogChunk(
+                    ctx.exec_id, call.call_id, 0, "stderr",
+                    f"kitaru: task {task.get('name')} was lost ({outcome.message}); submitting "
+                    "it again (not counted as a retry)\n", time.time())])
             call.task = None
             attempt -= 1
             continue

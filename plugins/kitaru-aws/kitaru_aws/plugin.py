@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kitaru_core.plugins import Flavor, FlavorRegistrar, hookimpl
 
-from .configs import S3StoreConfig
+from .configs import S3StoreConfig, SageMakerTargetConfig
 
 
 @hookimpl
@@ -13,4 +13,9 @@ def kitaru_register_flavors(registrar: FlavorRegistrar) -> None:
         name="s3", type="artifact_store", config=S3StoreConfig,
         implementation="kitaru_aws.s3_store:S3ArtifactStore",
         description="Content-addressed objects in an S3 bucket under a prefix (s3fs).",
+    ))
+    registrar.add(Flavor(
+        name="sagemaker", type="execution_target", config=SageMakerTargetConfig,
+        implementation="kitaru_aws.sagemaker_target:SageMakerTarget",
+        description="Runs each isolated checkpoint call as a SageMaker training job (boto3).",
     ))
