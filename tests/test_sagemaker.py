@@ -64,6 +64,9 @@ def test_the_flavor_is_registered_and_its_config_refuses_typos_and_half_a_vpc() 
         flavor.config(role_arn=ROLE, image=IMAGE, output_path=OUTPUT, instance_typ="ml.m5.large")
     with pytest.raises(ValueError, match="security_group_ids"):
         flavor.config(role_arn=ROLE, image=IMAGE, output_path=OUTPUT, subnets=["subnet-1"])
+    # A running job is described at most every 10 s (6 requests a minute) once the backoff is there.
+    assert make_target(Path("/nonexistent")).poll_cap == 10.0
+    assert make_target(Path("/nonexistent"), poll_interval=30).poll_cap == 30.0
 
 
 def test_the_request_maps_timeout_spot_vpc_tags_and_passes_the_api_shape(tmp_path: Path) -> None:

@@ -163,16 +163,6 @@ class SageMakerHarness:
         """moto's record of the job."""
         return self._backend().training_jobs[name]
 
-    def polls_per_minute_after(self, name: str, after: float = 60.0) -> float:
-        """DescribeTrainingJob requests per minute for `name`, from `after` s past its creation."""
-        with self._lock:
-            run = self._runs[name]
-            times = [t - run.created for t in self.counts.describes.get(name, [])]
-            end = (times[-1] if times else 0.0)
-        late = [t for t in times if t >= after]
-        span = end - after
-        return 60.0 * len(late) / span if span > 0 else 0.0
-
     # -- moto, extended -----------------------------------------------------------------
     def _backend(self) -> Any:
         from moto.sagemaker.models import sagemaker_backends

@@ -243,7 +243,11 @@ class SageMakerTarget(ExecutionTarget):
         try:
             return self.sagemaker.describe_training_job(TrainingJobName=name)
         except ClientError as exc:
-            if _code(exc) in ("ValidationException", "ResourceNotFound") and "not find" in str(exc).lower():
+            # AWS says "Requested resource not found."; moto "Could not find training job ..."
+            text = str(exc).lower()
+            if _code(exc) in ("ValidationException", "ResourceNotFound") and (
+                "not found" in text or "could not find" in text
+            ):
                 return None
             raise self._error(f"cannot describe training job {name}", exc) from exc
 
