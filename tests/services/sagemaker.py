@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -125,6 +126,7 @@ class SageMakerHarness:
         from moto.server import ThreadedMotoServer
 
         self._patch()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         import boto3
