@@ -247,13 +247,6 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _managed(repeat: int, quick: bool) -> dict[str, Any]:
-    """Figure (j): bench/managed_targets.py (imported here: it puts tests/ on sys.path)."""
-    import managed_targets
-
-    return managed_targets.run(repeat=repeat, long_seconds=90.0 if quick else 150.0)
-
-
 def _load() -> list[float] | None:
     """1, 5 and 15 minute load averages: other work on the machine skews every figure."""
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
