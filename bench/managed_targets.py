@@ -123,11 +123,23 @@ def cloud_run_double(root: Path, s3_endpoint: str) -> Double:
     return _gcp_double("cloud-run", root)
 
 
+def azureml_double(root: Path, s3_endpoint: str) -> Double:
+    """The Azure ML double (tests/services/azureml_double.py), which runs each command job's
+    worker as a local process, with the target's shipped defaults (poll_cap 10 s)."""
+    from services.azureml_double import AzureMLDouble
+
+    root.mkdir(parents=True, exist_ok=True)
+    double = AzureMLDouble(root).start()
+    config = {key: value for key, value in double.target_config().items() if key != "poll_cap"}
+    return Double({"flavor": "azureml", "config": config}, {}, double.status_requests, double.stop)
+
+
 #: target name -> factory(folder for its files, the S3 endpoint) (each target adds one line).
 DOUBLES: dict[str, Callable[[Path, str], Double]] = {
     "vertex": vertex_double,
     "cloud-run": cloud_run_double,
     "sagemaker": sagemaker_double,
+    "azureml": azureml_double,
 }
 
 
