@@ -497,11 +497,8 @@ class KitaruClient:
     @classmethod
     def for_stack(cls, stack: Stack) -> KitaruClient:
         """A client over an already built stack (a server built it from its own options)."""
-        client = cls.__new__(cls)
-        client._stack_name = stack.name
+        client = cls(stack.name)
         client._built = stack
-        client.executions = ExecutionsAPI(client)
-        client.artifacts = ArtifactsAPI(client)
         return client
 
     @property
