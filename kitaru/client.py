@@ -25,12 +25,14 @@ from .usage import totals, usages_in
 
 if TYPE_CHECKING:
     from .memory import MemoryAPI
+    from .statistics import Statistics
 
 __all__ = [
     "Artifact",
     "CheckpointCall",
     "Execution",
     "ExecutionEvent",
+    "ExecutionPage",
     "ExecutionStatus",
     "KitaruClient",
     "LogEntry",
@@ -209,6 +211,14 @@ class Execution(_Model):
 
 
 @dataclass
+class ExecutionPage(_Model):
+    """One page of `executions.page(...)`: `next_cursor` fetches the next (None: the last)."""
+
+    items: list[Execution]
+    next_cursor: str | None
+
+
+@dataclass
 class LogEntry(_Model):
     """A chunk of captured output."""
 
@@ -301,6 +311,40 @@ class ExecutionsAPI:
         )
         records = watchdog.watch(self._stack, records)
         return [_summary(r) for r in records if status_value is None or r.status == status_value]
+
+    def page(
+        self, *, flow: str | None = None, status: str | ExecutionStatus | None = None,
+        limit: int = 50, cursor: str | None = None,
+    ) -> ExecutionPage:
+        """One page of executions, newest first: at most `limit`, after `cursor` (a previous
+        page's `next_cursor`; None for the first page). Pages stay stable while executions
+        are created: each holds the next older executions, none twice."""
+        from . import cursors
+
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidValueError(f"limit={limit!r} is not a page size; give 1 or more")
+        before = None if cursor is None else cursors.decode(cursor)
+        status_value = None if status is None else ExecutionStatus(status).value
+        records = self._stack.registry.list_executions(
+            flow_name=flow, status=status_value, limit=limit + 1, before=before
+        )
+        more = len(records) > limit
+        records = records[:limit]
+        last = records[-1] if more else None
+        watched = watchdog.watch(self._stack, records)
+        return ExecutionPage(
+            items=[_summary(r) for r in watched if status_value is None or r.status == status_value],
+            next_cursor=None if last is None else cursors.encode(last.created_at, last.exec_id),
+        )
+
+    def statistics(self, *, flow: str | None = None, limit: int = 1000) -> Statistics:
+        """Counts by status and flow, checkpoint totals and durations over the newest `limit`
+        executions (of `flow`, if given); `window` says whether that was all of them."""
+        from .statistics import compute
+
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidValueError(f"limit={limit!r} is not a count; give 1 or more")
+        return compute(self._stack, flow=flow, limit=limit)
 
     def latest(self, *, flow: str | None = None) -> Execution | None:
         found = self.list(flow=flow, limit=1)

@@ -110,9 +110,21 @@ class Registry(Component):
 
     @abc.abstractmethod
     def list_executions(
-        self, *, flow_name: str | None = None, status: str | None = None, limit: int | None = None
+        self,
+        *,
+        flow_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        """Executions, newest first, optionally filtered."""
+        """Executions, newest first (`created_at` descending, then `exec_id` descending),
+        optionally filtered.
+
+        `before=(created_at, exec_id)` (a keyset: the last record of the previous page)
+        keeps only executions that sort after it, so pages stay stable while new
+        executions are inserted. A backend answers it from an index on
+        (created_at, exec_id), never by skipping rows.
+        """
 
     @abc.abstractmethod
     def claim_execution(

@@ -36,8 +36,9 @@ from .suites.registry import RegistryConformance  # noqa: E402
 #: Grows by one with every new mandatory test (changelog in docs/plugins.md): 2, registry inputs
 #: commit with their execution and housekeeping; 3, the ArtifactStore suite; 4, the
 #: ExecutionTarget and Orchestrator suites; 6, the execution's `runner` field and
-#: `update_execution(expected_version=)` (the runner watchdog).
-SUITE_VERSION = 6
+#: `update_execution(expected_version=)` (the runner watchdog); 7, `list_executions(before=)`
+#: keyset pages, newest first by (created_at, exec_id).
+SUITE_VERSION = 7
 
 __all__ = [
     "SUITE_VERSION",

@@ -158,6 +158,30 @@ class RegistryConformance(ComponentConformance):
         assert [e.exec_id for e in registry.list_executions(limit=2)] == [
             recs[2].exec_id, recs[1].exec_id]
 
+    def test_list_pages_by_keyset_stable_under_inserts(self, registry: Registry) -> None:
+        t = time.time()
+        # Two share a creation time: `exec_id` (descending) orders them.
+        recs = [execution(exec_id=f"{i}" + uuid.uuid4().hex, flow_name="a" if i % 2 else "b",
+                          created_at=t + min(i, 3)) for i in range(5)]
+        for r in recs:
+            registry.create_execution(r)
+        newest_first = sorted(recs, key=lambda r: (r.created_at, r.exec_id), reverse=True)
+        assert [e.exec_id for e in registry.list_executions()] == [r.exec_id for r in newest_first]
+        first = registry.list_executions(limit=2)
+        last = first[-1]
+        # Executions created after the first page was read never shift the next pages.
+        registry.create_execution(execution(created_at=t + 10))
+        rest = registry.list_executions(before=(last.created_at, last.exec_id))
+        assert [e.exec_id for e in first + rest] == [r.exec_id for r in newest_first]
+        page = registry.list_executions(before=(last.created_at, last.exec_id), limit=2)
+        assert [e.exec_id for e in page] == [r.exec_id for r in newest_first[2:4]]
+        flow_a = registry.list_executions(flow_name="a", before=(newest_first[0].created_at,
+                                                                 newest_first[0].exec_id))
+        assert [e.exec_id for e in flow_a] == [
+            r.exec_id for r in newest_first[1:] if r.flow_name == "a"]
+        oldest = newest_first[-1]
+        assert registry.list_executions(before=(oldest.created_at, oldest.exec_id)) == []
+
     def test_claim_is_compare_and_set_on_version(self, registry: Registry) -> None:
         rec = execution(status="waiting", owner=None, lease_expires=None)
         registry.create_execution(rec)

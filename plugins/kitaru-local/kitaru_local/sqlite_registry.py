@@ -68,8 +68,10 @@ from .configs import SqliteRegistryConfig
 # once per name and commit, instead of by a trigger once per artifact.
 # Version 6: the `documents` table (deployments, secrets, API keys), created by _SCHEMA.
 # Version 7: `executions.runner`, the launched runner the watchdog follows.
+# Version 8: executions listed by the index (created_at, exec_id) (keyset pages) instead of
+# (created_at) with the rowid.
 # An older file is migrated in place when opened.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     exec_id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, status TEXT NOT NULL,
@@ -78,7 +80,7 @@ CREATE TABLE IF NOT EXISTS executions (
     created_at REAL, started_at REAL, ended_at REAL, version INTEGER NOT NULL DEFAULT 0,
     runner TEXT
 );
-CREATE INDEX IF NOT EXISTS executions_created ON executions(created_at);
+CREATE INDEX IF NOT EXISTS executions_keyset ON executions(created_at, exec_id);
 CREATE TABLE IF NOT EXISTS calls (
     exec_id TEXT NOT NULL, call_id TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,
     status TEXT NOT NULL, type TEXT, attempts INTEGER NOT NULL DEFAULT 0,
@@ -129,6 +131,7 @@ _MIGRATE_FROM_1 = (
 _MIGRATE_FROM_2 = ("ALTER TABLE artifacts ADD COLUMN data BLOB",)
 _MIGRATE_TO_5 = ("DROP TRIGGER IF EXISTS artifacts_version",)
 _MIGRATE_TO_7 = ("ALTER TABLE executions ADD COLUMN runner TEXT",)
+_MIGRATE_TO_8 = ("DROP INDEX IF EXISTS executions_created",)
 
 _EXEC_COLS = (
     "exec_id", "flow_name", "status", "flow_ref", "stack", "inputs_artifact", "result_artifact",
@@ -378,6 +381,8 @@ class SqliteRegistry(Registry):
                     if "runner" not in columns:  # a new file got it from _SCHEMA
                         for stmt in _MIGRATE_TO_7:
                             self._conn.execute(stmt)
+                    for stmt in _MIGRATE_TO_8:
+                        self._conn.execute(stmt)
                     self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -570,19 +575,30 @@ class SqliteRegistry(Registry):
         )
 
     def list_executions(
-        self, *, flow_name: str | None = None, status: str | None = None, limit: int | None = None
+        self,
+        *,
+        flow_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if flow_name:
             where.append("flow_name = ?")
             params.append(flow_name)
         if status:
             where.append("status = ?")
             params.append(status)
+        if before is not None:
+            # `created_at <= ?` bounds the scan of the (created_at, exec_id) index.
+            created, exec_id = float(before[0]), str(before[1])
+            where.append("created_at <= ? AND (created_at < ? OR exec_id < ?)")
+            params.extend((created, created, exec_id))
         sql = f"SELECT {', '.join(_EXEC_COLS)} FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, rowid DESC"
+        sql += " ORDER BY created_at DESC, exec_id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [self._exec(r) for r in self._query(sql, params)]

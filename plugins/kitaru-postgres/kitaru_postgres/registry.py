@@ -278,19 +278,29 @@ class PostgresRegistry(Registry):
         )
 
     def list_executions(
-        self, *, flow_name: str | None = None, status: str | None = None, limit: int | None = None
+        self,
+        *,
+        flow_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if flow_name:
             where.append("flow_name = %s")
             params.append(flow_name)
         if status:
             where.append("status = %s")
             params.append(status)
+        if before is not None:
+            # A row comparison: an index condition on (created_at, exec_id), scanned backwards.
+            where.append("(created_at, exec_id) < (%s, %s)")
+            params.extend((float(before[0]), str(before[1])))
         sql = f"SELECT {_EXEC_SELECT} FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, row_order DESC"
+        sql += " ORDER BY created_at DESC, exec_id DESC"
         if limit:
             sql += " LIMIT %s"
             params.append(int(limit))

@@ -75,6 +75,16 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 3: the launched runner the watchdog follows (ExecutionRecord.runner).
     ["ALTER TABLE executions ADD COLUMN runner JSONB"],
+    # 4: executions listed newest first by (created_at, exec_id), a keyset for stable pages
+    # (`list_executions(before=)`), also under a flow or status filter.
+    [
+        "CREATE INDEX executions_keyset ON executions (created_at, exec_id)",
+        "DROP INDEX executions_created",
+        "CREATE INDEX executions_flow_keyset ON executions (flow_name, created_at, exec_id)",
+        "DROP INDEX executions_flow",
+        "CREATE INDEX executions_status_keyset ON executions (status, created_at, exec_id)",
+        "DROP INDEX executions_status",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,14 +8,17 @@ from kitaru_core.errors import KitaruError
 
 from . import __version__
 from .errors import kitaru_error
-from .routes import auth, executions, health
+from .routes import auth, executions, health, stacks, statistics
 from .security import BodyLimit
 from .settings import ServerSettings
 from .state import ServerState
 
 API = "/api/v1"
 #: Every router with its prefix (tests/test_server_auth.py walks them for the auth matrix).
-ROUTERS = ((health.router, ""), (executions.router, API), (auth.router, API))
+ROUTERS = (
+    (health.router, ""), (executions.router, API), (auth.router, API), (stacks.router, API),
+    (statistics.router, API),
+)
 
 
 def create_app(settings: ServerSettings | None = None, *, state: ServerState | None = None) -> FastAPI:

@@ -21,10 +21,13 @@ def _client(request: Request) -> Any:
 def list_executions(
     request: Request, flow: str | None = None, status: ExecutionStatus | None = None,
     limit: int = Query(50, ge=1, le=1000),
+    cursor: str | None = Query(None, description="a previous page's `next_cursor`"),
 ) -> dict[str, Any]:
-    """Executions, newest first (without their checkpoints)."""
-    found = _client(request).executions.list(flow=flow, status=status, limit=limit)
-    return {"items": [e.to_dict() for e in found]}
+    """Executions, newest first (without their checkpoints), one page at a time: pass
+    `next_cursor` back as `cursor` for the next page (null: there is none). Executions
+    created meanwhile never shift a page."""
+    page = _client(request).executions.page(flow=flow, status=status, limit=limit, cursor=cursor)
+    return page.to_dict()
 
 
 @router.get("/{exec_id}", dependencies=[require("read")])
@@ -75,6 +78,22 @@ def resume(request: Request, exec_id: str) -> dict[str, Any]:
 def retry(request: Request, exec_id: str) -> dict[str, Any]:
     """Continue a failed execution in place, reusing its completed checkpoints."""
     return _client(request).executions.retry(exec_id).to_dict()
+
+
+@router.post("/{exec_id}/replay", dependencies=[require("operator")])
+def replay(
+    request: Request, exec_id: str,
+    at: str = Body(..., embed=True, description="the checkpoint (name or call id) or wait to "
+                   "replay from: it and what follows run live"),
+    checkpoint_overrides: dict[str, dict[str, Any]] | None = Body(
+        None, embed=True, description='outputs to use instead: {"name": {"output": value}}'),
+    flow_overrides: dict[str, Any] | None = Body(
+        None, embed=True, description="flow inputs to change, by parameter name"),
+) -> dict[str, Any]:
+    """Replay an execution from `at` as a new linked execution (started in the background)."""
+    return _client(request).executions.replay(
+        exec_id, at=at, checkpoint_overrides=checkpoint_overrides, flow_overrides=flow_overrides,
+    ).to_dict()
 
 
 @router.post("/{exec_id}/cancel", dependencies=[require("operator")])
