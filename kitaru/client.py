@@ -24,6 +24,7 @@ from .event_feed import EventFeed, ExecutionEvent, matching
 from .usage import totals, usages_in
 
 if TYPE_CHECKING:
+    from .deployments import DeploymentsAPI
     from .memory import MemoryAPI
     from .statistics import Statistics
 
@@ -567,6 +568,14 @@ class KitaruClient:
     def check(self, *, full: bool = False) -> HealthReport:
         """Check the registry's storage (`full`: thoroughly, and every referenced blob)."""
         return housekeeping.check_health(self._stack, full=full)
+
+    @property
+    def deployments(self) -> DeploymentsAPI:
+        """Deployment versions and tags on this stack's registry: deploy/list/get/invoke/tag/
+        untag/delete (see `kitaru.deployments`)."""
+        from .deployments import DeploymentsAPI
+
+        return DeploymentsAPI(self)
 
     @property
     def memory(self) -> MemoryAPI:

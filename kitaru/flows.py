@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from kitaru_core.errors import (
     ContextError,
@@ -26,6 +26,9 @@ from kitaru_core.stack import Stack, get_stack, resolve_stack_name
 from kitaru_core.status import ExecutionStatus
 
 from . import settings as _settings
+
+if TYPE_CHECKING:
+    from .deployments import Deployment, DeploymentsAPI
 
 _POLL_SECONDS = 0.2
 #: How often `wait()` runs the runner watchdog on the execution it waits for (seconds).
@@ -268,6 +271,55 @@ class Flow:
             checkpoint_overrides=checkpoint_overrides, flow_overrides=flow_overrides,
         )
         return FlowHandle(record.exec_id, built, run)
+
+    def deploy(
+        self,
+        *args: Any,
+        stack: str | None = None,
+        image: _settings.ImageSettings | dict[str, Any] | str | None = None,
+        cache: bool | None = None,
+        retries: int | None = None,
+        tags: dict[str, bool] | list[str] | str | None = None,
+        publish_default_on_first_deploy: bool = True,
+        **defaults: Any,
+    ) -> Deployment:
+        """Snapshot this flow as its next deployment version (1, 2, ...) and return it.
+
+        The snapshot holds the project's code package, the flow's entrypoint, the resolved
+        stack (frozen), the Python and package versions, the run options and `defaults`
+        (flow inputs that invocations start from). `tags` route to it: `{"canary": True}`
+        (exclusive: moved here from any other version), `{"nightly": False}` (shared), or
+        names (exclusive). The first version also gets the reserved `default` tag unless
+        `publish_default_on_first_deploy=False`. See docs/deployments.md.
+        """
+        from .deployments import deploy_flow
+
+        self._check_can_start()
+        return deploy_flow(self, defaults, args=args, stack=stack, image=image, cache=cache,
+                           retries=retries, tags=tags, publish_default=publish_default_on_first_deploy)
+
+    def _deployments(self, stack: str | None = None) -> DeploymentsAPI:
+        from .client import KitaruClient
+
+        return KitaruClient.for_stack(self._stack(stack)).deployments
+
+    def deployments(self) -> list[Deployment]:
+        """This flow's deployment versions, oldest first."""
+        return self._deployments().list(flow=self.name)
+
+    def deployment(self, *, version: int | None = None, tag: str | None = None) -> Deployment:
+        """One deployment version of this flow: by `version`, `tag`, else `default`."""
+        return self._deployments().get(flow=self.name, version=version, tag=tag)
+
+    def invoke(self, *, version: int | None = None, tag: str | None = None, **inputs: Any) -> FlowHandle:
+        """Start an execution of a deployed version (by `version`, `tag`, else the `default`
+        tag) with `inputs` over its deployed defaults; returns its handle at once.
+
+        It runs the version's snapshot of the code through its frozen stack's orchestrator,
+        not this process's code: a changed working tree does not change what runs.
+        """
+        self._check_can_start()
+        return self._deployments().invoke(flow=self.name, version=version, tag=tag, inputs=inputs)
 
     def __repr__(self) -> str:
         return f"<flow {self.name}>"

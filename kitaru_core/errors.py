@@ -65,6 +65,10 @@ class ArtifactNotFoundError(KitaruError):
     """An artifact id or name that the registry does not know."""
 
 
+class DeploymentNotFoundError(KitaruError):
+    """A deployed flow, version or tag that the registry does not know."""
+
+
 class MemoryNotFoundError(KitaruError):
     """A memory key, version or scope that holds nothing (`kitaru.memory`)."""
 

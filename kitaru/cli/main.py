@@ -13,6 +13,7 @@ from . import (
     errors,
     executions_cmd,
     extensions,
+    flow_cmd,
     gc_cmd,
     image_cmd,
     memory_cmd,
@@ -39,6 +40,9 @@ app.add_typer(plugins_cmd.app, name="plugins")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(image_cmd.app, name="image")
+app.add_typer(flow_cmd.app, name="flow")
+app.command("deploy")(flow_cmd.deploy)  # Kitaru 0.21's top-level names for `flow deploy/invoke`
+app.command("invoke")(flow_cmd.invoke)
 executions_cmd.app.command("delete")(delete_cmd.delete)
 app.command("gc")(gc_cmd.gc)
 app.command("doctor")(doctor_cmd.doctor)

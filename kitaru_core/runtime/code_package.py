@@ -122,14 +122,15 @@ def is_installed(root: Path) -> bool:
     return bool({"site-packages", "dist-packages"} & set(root.parts))
 
 
-def code_package(root: Path) -> tuple[bytes, str] | None:
-    """A deterministic zip of the project under `root` and its sha256 (cached per process).
+def code_package(root: Path, *, cached: bool = True) -> tuple[bytes, str] | None:
+    """A deterministic zip of the project under `root` and its sha256 (cached per process;
+    `cached=False` reads the files as they are now, as a deployment does).
 
     None for installed code (under site-packages: the task's image installs it too).
     Raises `ConfigError` when the files exceed the size limit, naming the largest ones.
     """
     key = str(root)
-    if key in _cache:
+    if cached and key in _cache:
         return _cache[key]
     if is_installed(root):
         _cache[key] = None
@@ -144,7 +145,8 @@ def code_package(root: Path) -> tuple[bytes, str] | None:
             zf.writestr(info, f.read_bytes())
     data = buf.getvalue()
     result = (data, hashlib.sha256(data).hexdigest())
-    _cache[key] = result
+    if cached:
+        _cache[key] = result
     return result
 
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidStateError, InvalidValueError, KitaruError
+from ..errors import ConfigError, InvalidStateError, InvalidValueError, KitaruError
 from ..records import ExecutionRecord
 from ..status import ExecutionStatus
 from .owner import owner_is_alive
@@ -191,6 +191,31 @@ def live_since(stack: Stack) -> float | None:
     return min(starts) if starts else None
 
 
+#: Registry document kinds whose bodies name blobs to keep (`blob_keys`): a deployment's code.
+DOCUMENT_BLOB_KINDS = ("deployment",)
+
+
+def kept_blob_keys(stack: Stack) -> set[str]:
+    """Blobs `gc` keeps that no artifact references: those registry documents name (a
+    deployment's code package) and the code packages of unfinished executions (a resume
+    unpacks it again, on a remote runner too)."""
+    registry = stack.registry
+    keys: set[str] = set()
+    for kind in DOCUMENT_BLOB_KINDS:
+        try:
+            docs = registry.list_documents(kind)
+        except ConfigError:  # a registry without documents holds no deployments
+            continue
+        for doc in docs:
+            keys.update(str(k) for k in doc.body.get("blob_keys") or ())
+    for status in (ExecutionStatus.RUNNING.value, ExecutionStatus.WAITING.value):
+        for record in registry.list_executions(status=status):
+            package = (record.flow_ref or {}).get("code_package")
+            if package:
+                keys.add(str(package))
+    return keys
+
+
 def collect_garbage(
     stack: Stack,
     *,
@@ -206,7 +231,7 @@ def collect_garbage(
     # The live executions first, the referenced keys next, the blobs last: a blob written
     # after its reference was read is newer than the live execution that wrote it.
     since = live_since(stack)
-    referenced = stack.registry.referenced_blob_keys()
+    referenced = stack.registry.referenced_blob_keys() | kept_blob_keys(stack)
     keep_after = now - grace_seconds
     if since is not None:
         keep_after = min(keep_after, since - LIVE_MARGIN_SECONDS)

@@ -64,8 +64,12 @@ def create_execution(
     original_exec_id: str | None = None,
     replay: dict[str, Any] | None = None,
     exec_id: str | None = None,
+    flow_ref: dict[str, Any] | None = None,
 ) -> ExecutionRecord:
-    """Record a new execution with its inputs; `owner` None leaves it for a launcher."""
+    """Record a new execution with its inputs; `owner` None leaves it for a launcher.
+
+    `flow_ref` says where its code is when not where `flow.fn` was defined (a deployment's
+    snapshot, see `kitaru.deploy_snapshot`)."""
     registry = stack.registry
     exec_id = exec_id or new_id()
     inputs = write_value(
@@ -84,7 +88,7 @@ def create_execution(
     now = time.time()
     record = ExecutionRecord(
         exec_id=exec_id, flow_name=flow.name, status=ExecutionStatus.RUNNING.value,
-        flow_ref=_flow_ref(flow, stack), stack=stack.spec, inputs_artifact=inputs.artifact_id,
+        flow_ref=flow_ref or _flow_ref(flow, stack), stack=stack.spec, inputs_artifact=inputs.artifact_id,
         original_exec_id=original_exec_id, replay=replay, owner=owner,
         lease_expires=now + LEASE_SECONDS if owner else None, created_at=now, started_at=now,
     )
