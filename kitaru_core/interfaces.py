@@ -403,6 +403,13 @@ class ArtifactStore(Component):
     def get_blob(self, key: str) -> bytes:
         """The bytes stored under `key`; `ArtifactNotFoundError` if absent."""
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes `start` to `end` (exclusive) of the blob `key` (`start` inside the blob,
+        `end` may pass its end); `ArtifactNotFoundError` if absent. The server's downloads
+        read large blobs this way. The default reads the whole blob: a store that can read
+        part of an object overrides it."""
+        return self.get_blob(key)[start:end]
+
     # -- housekeeping (optional: a store without it raises `ConfigError`) ---------
     def list_blobs(self) -> Iterator[BlobInfo]:
         """Every blob in the store, partial ones (left by a killed writer) included.

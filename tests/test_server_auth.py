@@ -52,7 +52,7 @@ def routes(app) -> list[tuple[str, str, str | None]]:
         for route in router.routes:
             assert isinstance(route, APIRoute)
             for method in sorted(route.methods):
-                found.append((method, prefix + route.path, route_scope(route)))
+                found.append((method, prefix + route.path_format, route_scope(route)))
     published = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
     assert published == {(m, p) for m, p, _ in found}, "a route outside ROUTERS"
     return found

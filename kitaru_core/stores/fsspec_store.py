@@ -229,6 +229,16 @@ class FsspecArtifactStore(ArtifactStore):
                 "moved or cleaned"
             ) from None
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        try:
+            with self._backend_errors(f"read blob {key}"):
+                return self.fs.cat_file(self._blob_path(key), start=start, end=end)
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(
+                f"artifact blob {key} is missing from {self.root_url}; the artifact store was "
+                "moved or cleaned"
+            ) from None
+
     def write_file(self, path: str, data: bytes) -> None:
         with self._backend_errors(f"write {path}"):
             if self.atomic_put:

@@ -95,6 +95,15 @@ class ArtifactStoreConformance(ComponentConformance):
         with pytest.raises(ArtifactNotFoundError):
             store.get_blob(key)
 
+    def test_get_range_returns_that_part_of_a_blob(self, store: ArtifactStore):
+        data, key = blob(300_000)
+        store.put_blob(data, key)
+        for start, end in ((0, 10), (1000, 1001), (123_456, 250_000), (299_990, 300_000),
+                           (299_990, 400_000)):
+            assert store.get_range(key, start, end) == data[start:end], (start, end)
+        with pytest.raises(ArtifactNotFoundError):
+            store.get_range(blob(10, "missing")[1], 0, 5)
+
     def test_a_second_store_with_the_same_config_reads_the_blobs(
         self, store: ArtifactStore, make_component: Callable[..., ArtifactStore]
     ):

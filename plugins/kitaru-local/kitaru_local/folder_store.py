@@ -175,6 +175,17 @@ class LocalArtifactStore(ArtifactStore):
                 "moved or cleaned"
             ) from None
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        try:
+            with open(self._blob_path(key)[1], "rb") as fh:
+                fh.seek(start)
+                return fh.read(max(0, end - start))
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(
+                f"artifact blob {key} is missing from {self.root}; the artifact store was "
+                "moved or cleaned"
+            ) from None
+
     def write_file(self, path: str, data: bytes) -> None:
         target = self.root / path
         try:

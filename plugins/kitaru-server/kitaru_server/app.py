@@ -8,7 +8,7 @@ from kitaru_core.errors import KitaruError
 
 from . import __version__
 from .errors import kitaru_error
-from .routes import auth, executions, health, stacks, statistics
+from .routes import artifacts, auth, execution_events, executions, health, memory, stacks, statistics
 from .security import BodyLimit
 from .settings import ServerSettings
 from .state import ServerState
@@ -17,7 +17,8 @@ API = "/api/v1"
 #: Every router with its prefix (tests/test_server_auth.py walks them for the auth matrix).
 ROUTERS = (
     (health.router, ""), (executions.router, API), (auth.router, API), (stacks.router, API),
-    (statistics.router, API),
+    (statistics.router, API), (execution_events.router, API), (artifacts.router, API),
+    (memory.router, API),
 )
 
 
