@@ -8,7 +8,17 @@ from kitaru_core.errors import KitaruError
 
 from . import __version__
 from .errors import kitaru_error
-from .routes import artifacts, auth, execution_events, executions, health, memory, stacks, statistics
+from .routes import (
+    artifacts,
+    auth,
+    deployments,
+    execution_events,
+    executions,
+    health,
+    memory,
+    stacks,
+    statistics,
+)
 from .security import BodyLimit
 from .settings import ServerSettings
 from .state import ServerState
@@ -19,6 +29,7 @@ ROUTERS = (
     (health.router, ""), (executions.router, API), (auth.router, API), (stacks.router, API),
     (statistics.router, API), (execution_events.router, API), (artifacts.router, API),
     (memory.router, API),
+    (deployments.router, API),
 )
 
 
