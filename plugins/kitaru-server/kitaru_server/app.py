@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from kitaru_core.errors import KitaruError
 
-from . import __version__
+from . import __version__, recovery
 from .errors import kitaru_error
 from .routes import (
     artifacts,
@@ -40,6 +40,7 @@ def create_app(settings: ServerSettings | None = None, *, state: ServerState | N
         title="kitaru", version=__version__,
         description="Durable executions of Python agents: executions, waits, artifacts, memory.",
         openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None,
+        lifespan=recovery.lifespan(settings.recovery_seconds),
     )
     app.state.kitaru = state or ServerState.build(settings)
     app.add_exception_handler(KitaruError, kitaru_error)
@@ -48,3 +49,11 @@ def create_app(settings: ServerSettings | None = None, *, state: ServerState | N
         app.include_router(router, prefix=prefix)
 
     return app
+
+
+def openapi_json() -> str:
+    """The OpenAPI schema as published in docs/openapi.json (`kitaru server openapi`)."""
+    import json
+
+    schema = create_app(ServerSettings(single_user=True, recovery_seconds=0)).openapi()
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"

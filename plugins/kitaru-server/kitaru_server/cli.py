@@ -53,6 +53,9 @@ def start(
         "127.0.0.1."),
     max_body: int = typer.Option(1024 * 1024, "--max-body-bytes", min=1024,
                                  help="Largest request body accepted."),
+    recovery_interval: float = typer.Option(
+        10.0, "--recovery-interval", min=0.0, help="Seconds between sweeps that continue "
+        "executions whose runner died (0: no recovery by this server)."),
     output: Format = OutputOption,
 ) -> None:
     """Serve the REST API until SIGTERM or Ctrl-C (in-flight requests finish first)."""
@@ -64,7 +67,7 @@ def start(
             f"--single-user serves without authentication, so it listens only on 127.0.0.1, not "
             f"{host}; drop --host or create an API key (`kitaru auth api-keys create`)")
     settings = ServerSettings(stack=stack, registry=registry, single_user=single_user,
-                              max_body_bytes=max_body)
+                              max_body_bytes=max_body, recovery_seconds=recovery_interval)
     app = create_app(settings)
     state = app.state.kitaru
     mode = ("single-user mode: no authentication, listening on loopback only" if single_user
@@ -85,6 +88,24 @@ def start(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
                 timeout_graceful_shutdown=30)
+
+
+@server_app.command("openapi")
+def openapi(
+    output_file: str = typer.Option(None, "--output", "-o", help="Write to this file (default: "
+                                    "print). The repository publishes docs/openapi.json."),
+) -> None:
+    """The REST API's OpenAPI schema as JSON (what `/api/v1/openapi.json` serves)."""
+    from .app import openapi_json
+
+    text = openapi_json()
+    if output_file is None:
+        typer.echo(text, nl=False)
+        return
+    from pathlib import Path
+
+    Path(output_file).write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output_file}", err=True)
 
 
 def _store() -> Any:

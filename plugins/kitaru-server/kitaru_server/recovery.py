@@ -36,12 +36,20 @@ log = logging.getLogger("kitaru.server.recovery")
 MAX_ATTEMPTS = 3
 
 
-def orphaned(record: ExecutionRecord) -> bool:
+#: Seconds a running execution created without an owner (for a launcher to claim) is left
+#: to its launcher before the server treats it as orphaned.
+UNCLAIMED_GRACE_SECONDS = 60.0
+
+
+def orphaned(record: ExecutionRecord, now: float | None = None) -> bool:
     """A running execution with no launched runner, whose owner is gone, and whose last
     resume recorded no reason it cannot continue."""
     if record.status != ExecutionStatus.RUNNING.value or record.runner is not None:
         return False
-    if owner_is_alive(record.owner, record.lease_expires):
+    now = time.time() if now is None else now
+    if record.owner is None and now - (record.created_at or 0.0) < UNCLAIMED_GRACE_SECONDS:
+        return False
+    if owner_is_alive(record.owner, record.lease_expires, now):
         return False
     return not (record.failure or {}).get("resume_failed")
 

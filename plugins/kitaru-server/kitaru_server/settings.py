@@ -24,3 +24,6 @@ class ServerSettings:
     #: Seconds a verified API key is trusted without reading the registry again (a deleted
     #: or rotated key stops working within this time).
     key_cache_seconds: float = 2.0
+    #: Seconds between two recovery sweeps (`recovery.py`: executions whose runner died are
+    #: continued through the stack's orchestrator); 0 turns recovery off.
+    recovery_seconds: float = 10.0
