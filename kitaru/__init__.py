@@ -33,6 +33,7 @@ _EXPORTS = {
     "KitaruDivergenceError": "kitaru.errors",
     # The function `llm` of the module `kitaru.llm` (which is callable too, see there).
     "llm": "kitaru.llm",
+    "get_secret": "kitaru.secrets",
 }
 
 # Submodules reached as attributes (`kitaru.memory.get(...)`), imported on first use.
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from .flows import Flow, FlowHandle, flow
     from .llm import llm
     from .primitives import current_execution_id, load, log, save, wait
+    from .secrets import get_secret
     from .settings import ImageSettings, configure
 
 

@@ -25,7 +25,9 @@ from .usage import totals, usages_in
 
 if TYPE_CHECKING:
     from .deployments import DeploymentsAPI
+    from .diffs import DiffMatrix, ExecutionDiff
     from .memory import MemoryAPI
+    from .secrets import SecretsAPI
     from .statistics import Statistics
 
 __all__ = [
@@ -510,6 +512,27 @@ class ExecutionsAPI:
         return ReplaySubmission(results=results)
 
 
+    def diff(self, a: str, b: str, *, context: int = 3, max_lines: int = 500) -> ExecutionDiff:
+        """Execution `a` against `b` (ids or unique prefixes), checkpoint by checkpoint: each
+        call `same`, `changed`, `only_in_a` or `only_in_b`, with a unified diff (text or JSON)
+        of every artifact that differs; `context` lines around changes, `max_lines` per diff.
+        See `kitaru.diffs`."""
+        from .diffs import compare
+
+        return compare(self.get(a), self.get(b), context=context, max_lines=max_lines)
+
+    def diff_matrix(self, exec_ids: str | Sequence[str]) -> DiffMatrix:
+        """Several executions against the first (the baseline), checkpoint by checkpoint, and
+        each pair's counts. One id alone compares that execution with its replays."""
+        from .diffs import matrix, replays_of
+
+        ids = [exec_ids] if isinstance(exec_ids, str) else list(exec_ids)
+        executions = [self.get(i) for i in ids]
+        if len(executions) == 1:
+            executions += [self.get(i) for i in replays_of(self, executions[0].exec_id)]
+        return matrix(executions)
+
+
 class ArtifactsAPI:
     """`KitaruClient().artifacts`."""
 
@@ -576,6 +599,14 @@ class KitaruClient:
         from .deployments import DeploymentsAPI
 
         return DeploymentsAPI(self)
+
+    @property
+    def secrets(self) -> SecretsAPI:
+        """Secrets of this stack's registry: set/get/list/delete, names and keys only
+        (see `kitaru.secrets`)."""
+        from .secrets import SecretsAPI
+
+        return SecretsAPI(self)
 
     @property
     def memory(self) -> MemoryAPI:

@@ -20,7 +20,10 @@ output, or the event's `response` artifact), and its tokens, latency and
 estimated cost as metadata (see `kitaru.usage`). The model is built before
 anything is recorded, so an unknown alias, a missing provider package or a
 missing API key fail first. Credentials are read by the provider from its usual
-environment variables; kitaru never stores them.
+environment variables; an alias registered with `--secret NAME` adds that secret's
+keys (`OPENAI_API_KEY`, ...) for the ones the environment does not set, resolved in
+the process that makes the call, only while the model is built. kitaru never
+records them.
 
 Pydantic AI is imported when `llm()` is first called, not with `kitaru`.
 """
@@ -72,6 +75,7 @@ def llm(
     messages = chat_messages(prompt)
     settings = _model_settings(temperature, max_tokens)
     target, alias = models.resolve_with_alias(model)
+    secret = models.secret_of(alias)
     recorded = ([{"role": "system", "content": system}] if system else []) + messages
     call_name = name or LLM_CALL
     scope = where()
@@ -81,9 +85,9 @@ def llm(
         # that finds the call recorded needs no credentials.
         _check_model_string(target)
         described = {"model": target, **({"alias": alias} if alias else {})}
-        return _as_checkpoint(call_name, functools.partial(_build_model, target), messages,
+        return _as_checkpoint(call_name, functools.partial(_build_model, target, secret), messages,
                               system, settings, recorded, described)
-    built = _build_model(target)  # before any record: unknown names, missing SDKs and keys fail here
+    built = _build_model(target, secret)  # before any record: unknown names, missing SDKs and keys fail here
     described = {"model": _label(target, built), **({"alias": alias} if alias else {})}
     if scope == "flow":
         return _as_checkpoint(call_name, lambda: built, messages, system, settings, recorded,
@@ -201,8 +205,9 @@ def _pydantic_messages(messages: list[dict[str, str]], system: str | None) -> li
 # -- the model and its settings -----------------------------------------------------------
 
 
-def _build_model(target: Any) -> Model:
-    """A Pydantic AI model for a model string (or the `Model` object given), checked up front."""
+def _build_model(target: Any, secret: str | None = None) -> Model:
+    """A Pydantic AI model for a model string (or the `Model` object given), checked up front;
+    `secret`: the alias's secret, whose keys the provider reads as its credentials."""
     try:
         from pydantic_ai.exceptions import UserError
         from pydantic_ai.models import Model, infer_model
@@ -219,7 +224,12 @@ def _build_model(target: Any) -> Model:
         )
     provider = target.partition(":")[0]
     try:
-        return infer_model(target)
+        if secret is None:
+            return infer_model(target)
+        from .secrets import secret_environment
+
+        with secret_environment(secret):
+            return infer_model(target)
     except ImportError as exc:
         found = re.search(r'pip install "[^"]+"', str(exc))
         hint = found.group(0) if found else f'pip install "pydantic-ai-slim[{provider}]"'
@@ -235,6 +245,8 @@ def _build_model(target: Any) -> Model:
         env = re.search(r"`([A-Z][A-Z0-9_]*)`", message)
         how = (f"set the {env.group(1)} environment variable" if env
                else f"configure the provider ({message})")
+        if env and secret:
+            how += f" or the key {env.group(1)} of secret {secret!r} (`kitaru secrets set {secret} ...`)"
         raise ModelUnavailableError(
             f"model {target!r} cannot be used yet: {how}. kitaru passes provider credentials "
             "through from the environment and never records them"

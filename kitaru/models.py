@@ -11,8 +11,10 @@ alias or a model string), else the alias registered with `--default`.
 A model string is Pydantic AI's `provider:name` (`openai:gpt-5-mini`,
 `anthropic:claude-sonnet-4-5`, ...); `provider/name` is accepted and read as
 `provider:name`, and `test` is Pydantic AI's offline TestModel. Only names are
-stored here: credentials come from the provider's own environment variables.
-This module imports no LLM library.
+stored here. Credentials come from the provider's own environment variables, or
+from the secret an alias names (`--secret openai-creds`, whose keys are those
+variables: `OPENAI_API_KEY`, ...), resolved when the model is called and only for
+the keys the environment does not set. This module imports no LLM library.
 """
 
 from __future__ import annotations
@@ -44,15 +46,23 @@ class ModelAlias:
     model: str
     source: str
     default: bool = False
+    #: The secret whose keys become the provider's credentials at call time (a name only).
+    secret: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def register(alias: str, model: str, *, default: bool = False) -> ModelAlias:
+def register(alias: str, model: str, *, default: bool = False, secret: str | None = None) -> ModelAlias:
     """Store `alias` -> `model` in the kitaru home (replacing an earlier one); `default`
-    also makes it the default model. Returns the stored alias."""
+    also makes it the default model; `secret` names the secret holding the provider's
+    credentials (checked for its name only: it may be set later, or live elsewhere).
+    Returns the stored alias."""
     name = _check_alias(alias)
+    if secret is not None:
+        from kitaru_core.secrets import check_name
+
+        check_name(secret)
     target = normalize_model(model)
     if target is None:
         raise ConfigError(
@@ -61,11 +71,11 @@ def register(alias: str, model: str, *, default: bool = False) -> ModelAlias:
             f"(or {TEST_MODEL!r} for the offline test model)"
         )
     data = _read()
-    data["aliases"][name] = target
+    data["aliases"][name] = {"model": target, "secret": secret} if secret else target
     if default:
         data["default"] = name
     _write(data)
-    return ModelAlias(name, target, "file", default=data.get("default") == name)
+    return ModelAlias(name, target, "file", default=data.get("default") == name, secret=secret)
 
 
 def remove(alias: str) -> ModelAlias:
@@ -79,24 +89,33 @@ def remove(alias: str) -> ModelAlias:
                 f"{ENV_PREFIX}{name.upper()}, not from the kitaru home; unset the variable to remove it"
             )
         raise UnknownModelError(f"no model alias {name!r} is registered. {_known_aliases()}")
-    target = data["aliases"].pop(name)
+    target, secret = _entry(data["aliases"].pop(name))
     was_default = data.get("default") == name
     if was_default:
         data.pop("default", None)
     _write(data)
-    return ModelAlias(name, target, "file", default=was_default)
+    return ModelAlias(name, target, "file", default=was_default, secret=secret)
 
 
 def list() -> list[ModelAlias]:  # shadows the builtin in this module on purpose: models.list()
     """Every alias, sorted by name: the file's and the environment's (the environment wins)."""
     data = _read()
-    merged = {name: ModelAlias(name, model, "file") for name, model in data["aliases"].items()}
+    merged = {name: ModelAlias(name, _entry(entry)[0], "file", secret=_entry(entry)[1])
+              for name, entry in data["aliases"].items()}
     merged.update({name: ModelAlias(name, model, "env") for name, model in _env_aliases().items()})
     default = _default_alias()
     return [
-        ModelAlias(a.alias, a.model, a.source, default=a.alias == default)
+        ModelAlias(a.alias, a.model, a.source, default=a.alias == default, secret=a.secret)
         for _, a in sorted(merged.items())
     ]
+
+
+def secret_of(alias: str | None) -> str | None:
+    """The secret registered for `alias` in the kitaru home (None: none, or an env alias)."""
+    if alias is None or alias in _env_aliases():
+        return None
+    entry = _read()["aliases"].get(alias)
+    return None if entry is None else _entry(entry)[1]
 
 
 def default_model() -> tuple[str, str] | None:
@@ -184,7 +203,14 @@ def _check_alias(alias: str) -> str:
 
 
 def _all_aliases() -> dict[str, str]:
-    return {**_read()["aliases"], **_env_aliases()}
+    return {**{k: _entry(v)[0] for k, v in _read()["aliases"].items()}, **_env_aliases()}
+
+
+def _entry(entry: Any) -> tuple[str, str | None]:
+    """(model, secret) of an alias as the file keeps it: a model string, or {model, secret}."""
+    if isinstance(entry, dict):
+        return str(entry.get("model")), (str(entry["secret"]) if entry.get("secret") else None)
+    return str(entry), None
 
 
 def _env_aliases() -> dict[str, str]:
@@ -237,7 +263,8 @@ def _read() -> dict[str, Any]:
     aliases = data.get("aliases") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(aliases if aliases is not None else {}, dict):
         raise ConfigError(f"{path}: expected `aliases: {{name: provider:model}}`; fix or delete the file")
-    data["aliases"] = {str(k).lower(): str(v) for k, v in (aliases or {}).items()}
+    data["aliases"] = {str(k).lower(): v if isinstance(v, dict) else str(v)
+                       for k, v in (aliases or {}).items()}
     return data
 
 

@@ -73,6 +73,14 @@ class MemoryNotFoundError(KitaruError):
     """A memory key, version or scope that holds nothing (`kitaru.memory`)."""
 
 
+class SecretNotFoundError(KitaruError):
+    """A secret (or a key of one) that no secret backend and no registry holds."""
+
+
+class SecretKeyError(KitaruError):
+    """The secrets key is missing, or is not the key a secret was sealed with."""
+
+
 class RegistryDamagedError(KitaruError):
     """The registry's storage is damaged: not a database, truncated or malformed.
 

@@ -11,8 +11,10 @@ A stack file names one flavor per component and that flavor's config::
     execution_target: {flavor: process}
 
 Config values may hold `${env:NAME}` (read when the stack is built, never
-written to a record; a whole-value reference takes the field's type) and
-`${home}` (the kitaru home folder); see `placeholders`.
+written to a record; a whole-value reference takes the field's type),
+`${secret:NAME.KEY}` (resolved when the component is built: from the environment,
+a secret backend plugin, or this stack's registry) and `${home}` (the kitaru home
+folder); see `placeholders` and `kitaru_core.secrets`.
 """
 
 from __future__ import annotations
@@ -227,24 +229,31 @@ def validate_config(
     where: str,
     home: Path | None = None,
     resolve_env: bool = False,
+    secret: placeholders.SecretLookup | None = None,
 ) -> Any:
     """The flavor's config model built from a stack's raw `config`, placeholders resolved.
 
     `resolve_env=False` (checking a stack file): a key whose `${env:NAME}` is not set
-    here is left unchecked, and None is returned if there is such a key. With
-    `resolve_env=True` (building a component) every variable must be set.
+    here, or that holds a `${secret:...}`, is left unchecked, and None is returned if
+    there is such a key. With `resolve_env=True` (building a component) every variable
+    must be set and every secret found, through `secret` (default: the environment and
+    secret backend plugins, no registry: what a worker has).
     A value that is exactly one `${env:NAME}` and does not fit the field as a
     string is read as YAML: `${env:PORT}` can fill an int, a bool, a list or a mapping.
     """
     from pydantic import ValidationError
 
+    if resolve_env and secret is None:
+        secret = secret_lookup(None)
     try:
         placeholders.check(config, where)
-        resolved = placeholders.resolve(config, home=home or home_dir(), strict=resolve_env, where=where)
+        resolved = placeholders.resolve(config, home=home or home_dir(), strict=resolve_env, where=where,
+                                        secret=secret if resolve_env else None)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     pending = set() if resolve_env else {
-        k for k, v in config.items() if any(n not in os.environ for n in placeholders.env_names(v))
+        k for k, v in config.items()
+        if any(n not in os.environ for n in placeholders.env_names(v)) or placeholders.secret_refs(v)
     }
     try:
         model = flavor.config.model_validate(resolved)
@@ -288,7 +297,8 @@ def _describe(model: Any, err: dict[str, Any], config: dict[str, Any]) -> str:
         return f"missing required key {loc!r}" + (f" ({expected})" if expected else "")
     raw = config.get(err["loc"][0]) if err["loc"] else None
     # A value read from the environment may be a secret: show the reference, never the value.
-    got = f"{raw!r}" if placeholders.env_names(raw) else repr(err.get("input"))
+    got = f"{raw!r}" if placeholders.env_names(raw) or placeholders.secret_refs(raw) \
+        else repr(err.get("input"))
     if err["type"] == "value_error":
         message = err["msg"].removeprefix("Value error, ")
         return f"{loc}: {message}"
@@ -303,6 +313,19 @@ def _expected_type(model: Any, loc: tuple[Any, ...]) -> str:
     if info is None or info.annotation is None:
         return ""
     return type_label(info.annotation)
+
+
+def secret_lookup(registry: Any, manager: PluginManager | None = None) -> placeholders.SecretLookup:
+    """Resolves `${secret:NAME.KEY}`: from the environment and secret backend plugins, then
+    from `registry` (a callable building it on first need, or None for no registry)."""
+
+    def lookup(name: str, key: str, where: str) -> str:
+        from .secrets import resolve_key
+
+        found = registry() if callable(registry) else registry
+        return resolve_key(name, key, registry=found, manager=manager, where=f"`{where}`")
+
+    return lookup
 
 
 def resolve_config(config: dict[str, Any], *, home: Path, where: str = "config") -> dict[str, Any]:
@@ -423,7 +446,8 @@ class Stack:
     home: Path
     manager: PluginManager
     _components: dict[str, Any] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Reentrant: building a component whose config names a `${secret:...}` builds the registry.
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
     def name(self) -> str:
@@ -453,9 +477,12 @@ class Stack:
     def _construct(self, ctype: str, flavor: Any) -> Any:
         from .interfaces import ComponentContext
 
+        # The registry's own config cannot name a secret kept in that registry.
+        registry = None if ctype == "registry" else (lambda: self.registry)
         config = validate_config(
             flavor, self.spec[ctype].get("config") or {}, source=f"stack {self.name!r}",
             where=f"{ctype}.config", home=self.home, resolve_env=True,
+            secret=secret_lookup(registry, self.manager),
         )
         cls = flavor.load_class()
         context = ComponentContext(

@@ -464,7 +464,7 @@ def test_model_register_list_and_remove(cli, monkeypatch):
                      "-o", "json")
     assert registered.exit_code == 0
     assert registered.json() == {"registered": {"alias": "fast", "model": "openai:gpt-5-mini",
-                                                "source": "file", "default": True}}
+                                                "source": "file", "default": True, "secret": None}}
     assert cli("model", "register", "smart", "--model", "anthropic/claude-sonnet-4-5").exit_code == 0
     monkeypatch.setenv("KITARU_MODEL_LOCAL", "test")
     listed = cli("model", "list", "-o", "json").json()
@@ -478,7 +478,7 @@ def test_model_register_list_and_remove(cli, monkeypatch):
     assert "fast" in table and "env KITARU_MODEL_LOCAL" in table
     removed = cli("model", "remove", "fast", "-o", "json")
     assert removed.json() == {"removed": {"alias": "fast", "model": "openai:gpt-5-mini",
-                                          "source": "file", "default": True}}
+                                          "source": "file", "default": True, "secret": None}}
     assert cli("model", "list", "-o", "json").json()["default"] is None
 
 

@@ -387,7 +387,10 @@ BAD_FILES = {
                              "did you mean ${env:HOME}", "${home}"]),
     "placeholder-in-a-nested-value": (
         "name: shop\nexecution_target: {flavor: process, config: {env: {A: '${secret:A}'}}}\n",
-        ["`execution_target.config.env.A`", "unknown placeholder '${secret:A}'"]),
+        ["`execution_target.config.env.A`", "'${secret:A}' needs a secret name and key"]),
+    "unknown-placeholder-in-a-nested-value": (
+        "name: shop\nexecution_target: {flavor: process, config: {env: {A: '${vault:A}'}}}\n",
+        ["`execution_target.config.env.A`", "unknown placeholder '${vault:A}'"]),
     "env-without-a-name": ("name: shop\nartifact_store: {flavor: local, config: {root: '${env:}'}}\n",
                            ["`artifact_store.config.root`", "'${env:}' needs an environment variable name"]),
     "unclosed-placeholder": ("name: shop\nartifact_store: {flavor: local, config: {root: '${home/a'}}\n",

@@ -9,6 +9,7 @@ import typer
 
 from . import (
     delete_cmd,
+    diff_cmd,
     doctor_cmd,
     errors,
     executions_cmd,
@@ -19,6 +20,7 @@ from . import (
     memory_cmd,
     model_cmd,
     plugins_cmd,
+    secrets_cmd,
     stack_cmd,
 )
 from .help import LeanHelpGroup, use_lean_help
@@ -39,11 +41,14 @@ app.add_typer(executions_cmd.app, name="executions")
 app.add_typer(plugins_cmd.app, name="plugins")
 app.add_typer(memory_cmd.app, name="memory")
 app.add_typer(model_cmd.app, name="model")
+app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(image_cmd.app, name="image")
 app.add_typer(flow_cmd.app, name="flow")
 app.command("deploy")(flow_cmd.deploy)  # Kitaru 0.21's top-level names for `flow deploy/invoke`
 app.command("invoke")(flow_cmd.invoke)
 executions_cmd.app.command("delete")(delete_cmd.delete)
+executions_cmd.app.command("diff")(diff_cmd.diff)
+executions_cmd.app.command("diff-matrix")(diff_cmd.diff_matrix)
 app.command("gc")(gc_cmd.gc)
 app.command("doctor")(doctor_cmd.doctor)
 extensions.add_extensions(app)

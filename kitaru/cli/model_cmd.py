@@ -18,16 +18,19 @@ def register(
     model: str = typer.Option(..., "--model", "-m",
                               help="A Pydantic AI model string, e.g. openai:gpt-5-mini."),
     default: bool = typer.Option(False, "--default", help="Also make it the default model."),
+    secret: str = typer.Option(None, "--secret", help="A secret whose keys (e.g. OPENAI_API_KEY) are "
+                               "the provider's credentials, resolved when the model is called."),
     output: Format = OutputOption,
 ) -> None:
     """Store an alias in the kitaru home (replacing an earlier one of that name)."""
     from kitaru import models
 
-    entry = models.register(alias, model, default=default)
+    entry = models.register(alias, model, default=default, secret=secret)
     if output == Format.json:
         print_json({"registered": entry.to_dict()})
         return
     typer.echo(f"registered model alias {entry.alias!r} -> {entry.model}"
+               + (f" with the credentials of secret {entry.secret!r}" if entry.secret else "")
                + (" (default)" if entry.default else ""))
 
 
@@ -42,8 +45,8 @@ def list_models(output: Format = OutputOption) -> None:
         print_json({"default": default, "aliases": [e.to_dict() for e in entries]})
         return
     if entries:
-        table(["", "alias", "model", "source"],
-              [["*" if e.default else "", e.alias, e.model,
+        table(["", "alias", "model", "secret", "source"],
+              [["*" if e.default else "", e.alias, e.model, e.secret or "",
                 f"env {models.ENV_PREFIX}{e.alias.upper()}" if e.source == "env" else e.source]
                for e in entries])
     else:

@@ -11,6 +11,7 @@ import types
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -19,6 +20,9 @@ from . import hookspecs
 from .flavor import Flavor
 from .markers import PROJECT
 from .registrar import FlavorRegistrar
+
+if TYPE_CHECKING:
+    from ..secrets import SecretBackend
 
 ENTRY_POINT_GROUP = "kitaru"
 
@@ -164,6 +168,30 @@ class PluginManager:
             f"unknown {type_} flavor {name!r}; installed {type_} flavors: {installed}; "
             f"{fix}{extra}"
         )
+
+    def secret_backends(self) -> list[SecretBackend]:
+        """Every plugin's secret backends, in the order they are asked (`order`, then name).
+
+        A plugin whose hook fails is reported like one whose flavors fail (`plugins()`)."""
+        from ..secrets import SecretBackend
+
+        found: list[SecretBackend] = []
+        for impl in self._pm.hook.kitaru_secret_backends.get_hookimpls():
+            info = self._infos.setdefault(
+                impl.plugin_name, PluginInfo(name=impl.plugin_name, module=impl.plugin_name)
+            )
+            try:
+                backends = list(impl.function() or [])
+                wrong = [b for b in backends if not isinstance(b, SecretBackend)]
+                if wrong:
+                    raise PluginError(f"kitaru_secret_backends returned {wrong[0]!r}, not a "
+                                      "kitaru_core.secrets.SecretBackend")
+            except Exception as exc:
+                info.error = f"{type(exc).__name__}: {exc}"
+                self._maybe_strict(info)
+                continue
+            found.extend(backends)
+        return sorted(found, key=lambda b: (b.order, b.name))
 
     def plugins(self) -> list[PluginInfo]:
         """Every plugin seen, with its flavors or its load error."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kitaru_core.plugins import Flavor, FlavorRegistrar, hookimpl
+from kitaru_core.secrets import EnvSecretBackend, SecretBackend
 from kitaru_core.stores import GenericFsspecStoreConfig
 
 from .configs import (
@@ -48,3 +49,9 @@ def kitaru_register_flavors(registrar: FlavorRegistrar) -> None:
         description="Runs each isolated checkpoint in a separate local Python process "
         "through the remote protocol.",
     ))
+
+
+@hookimpl
+def kitaru_secret_backends() -> list[SecretBackend]:
+    """Secrets from the environment: `KITARU_SECRET_<NAME>` holding a JSON object."""
+    return [EnvSecretBackend()]

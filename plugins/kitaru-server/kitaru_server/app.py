@@ -12,10 +12,12 @@ from .routes import (
     artifacts,
     auth,
     deployments,
+    diffs,
     execution_events,
     executions,
     health,
     memory,
+    secrets,
     stacks,
     statistics,
 )
@@ -29,7 +31,7 @@ ROUTERS = (
     (health.router, ""), (executions.router, API), (auth.router, API), (stacks.router, API),
     (statistics.router, API), (execution_events.router, API), (artifacts.router, API),
     (memory.router, API),
-    (deployments.router, API),
+    (deployments.router, API), (diffs.router, API), (secrets.router, API),
 )
 
 

@@ -18,6 +18,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (e.MemoryNotFoundError, 404),
     (e.StackNotFoundError, 404),
     (e.DeploymentNotFoundError, 404),
+    (e.SecretNotFoundError, 404),
     (e.DocumentConflictError, 409),
     (e.ExecutionOwnedError, 409),
     (e.InvalidStateError, 409),
