@@ -19,6 +19,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (e.StackNotFoundError, 404),
     (e.DeploymentNotFoundError, 404),
     (e.SecretNotFoundError, 404),
+    (e.SecretKeyError, 500),  # the server's KITARU_SECRETS_KEY is missing or not the registry's
     (e.DocumentConflictError, 409),
     (e.ExecutionOwnedError, 409),
     (e.InvalidStateError, 409),
