@@ -20,7 +20,7 @@ from kitaru.flow_targets import load_flow_target
 APP = '''\
 from pathlib import Path
 
-from kitaru import checkpoint, flow
+from kitaru import checkpoint, flow, wait
 
 from greeting import LABEL
 
@@ -34,6 +34,12 @@ def greet(out: str, who: str) -> str:
 @flow
 def greeter(out: str, who: str = "world") -> str:
     return greet(out, who)
+
+
+@flow
+def approver(out: str) -> str:
+    answer = wait(name="approve", question="Ship it?", schema=str, timeout=0)
+    return greet(out, answer)
 '''
 
 
