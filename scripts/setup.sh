@@ -32,3 +32,13 @@ if ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$azurite" 2>/dev/null; then
   mkdir -p .cache/npm
   npm install --prefix .cache/npm --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
 fi
+
+# Chromium and its driver, for the dashboard's tests in a real browser
+# (tests/test_dashboard_browser.py drives /usr/bin/chromium with Selenium; no browser download).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup.sh: install chromium and chromium-driver (the dashboard's browser tests need them)" >&2
+  fi
+fi

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from kitaru_core.errors import KitaruError
 
 from . import __version__, recovery
+from .dashboard import routes as dashboard
 from .errors import kitaru_error
 from .routes import (
     artifacts,
@@ -22,6 +23,7 @@ from .routes import (
     statistics,
 )
 from .security import BodyLimit
+from .security_headers import SecurityHeaders
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -47,8 +49,12 @@ def create_app(settings: ServerSettings | None = None, *, state: ServerState | N
     app.state.kitaru = state or ServerState.build(settings)
     app.add_exception_handler(KitaruError, kitaru_error)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, docs_path=f"{API}/docs")
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
+    # The dashboard: pages and their static files, outside the published API.
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
 
     return app
 

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .keys import AuthError, KeyStore, Principal
 from .scopes import Scope, allows
+from .sessions import guard_single_user, session_token
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Send
@@ -58,9 +59,12 @@ class Authorizer:
     ) -> Principal:
         state = request.app.state.kitaru
         if state.settings.single_user:
+            guard_single_user(request)  # a browser's state change needs the CSRF token
             principal = LOCAL_ADMIN
         else:
             token = credentials.credentials.strip() if credentials else ""
+            if not token:  # the dashboard's session cookie (CSRF token checked for changes)
+                token = session_token(request) or ""
             if not token:
                 raise HTTPException(
                     401, "no API key; send `Authorization: Bearer kitaru_...` (create one with "

@@ -27,3 +27,8 @@ class ServerSettings:
     #: Seconds between two recovery sweeps (`recovery.py`: executions whose runner died are
     #: continued through the stack's orchestrator); 0 turns recovery off.
     recovery_seconds: float = 10.0
+    #: Signs the dashboard's session cookies. None: a random secret made once and kept in the
+    #: registry (a document), so every replica over that registry shares it.
+    session_secret: str | None = None
+    #: Seconds a dashboard login lasts (the API key's own expiry ends it sooner).
+    session_max_age: float = 12 * 3600

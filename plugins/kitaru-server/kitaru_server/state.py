@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .keys import KeyStore
 from .security import KeyCache, RateLimiter
+from .sessions import SessionSigner, registry_secret
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -21,11 +22,17 @@ class ServerState:
     keys: KeyStore = field(init=False)
     key_cache: KeyCache = field(init=False)
     limiter: RateLimiter = field(init=False)
+    #: Signs the dashboard's session cookies (secret: the settings', else one kept in the registry).
+    sessions: SessionSigner = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = KeyStore(self.stack.registry)
         self.key_cache = KeyCache(self.keys, self.settings.key_cache_seconds)
         self.limiter = RateLimiter(self.settings.input_rate, self.settings.input_burst)
+        secret = self.settings.session_secret
+        self.sessions = SessionSigner(
+            (lambda: secret) if secret else registry_secret(self.stack.registry),
+            self.settings.session_max_age)
 
     @property
     def stack(self) -> Stack:

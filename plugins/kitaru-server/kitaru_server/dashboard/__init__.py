@@ -1,0 +1,1 @@
+"""The dashboard the server serves at `/dashboard/`: pages whose scripts read the REST API."""
