@@ -37,7 +37,7 @@ function typeOf(s) {
 }
 
 /** A field for `schema`: {el, read()} where read() returns the value or throws Error. */
-function field(schema, root, name, required) {
+function field(schema, root, name, required, label) {
   let s = deref(schema, root);
   let optional = !required;
   const variants = s.anyOf || s.oneOf;
@@ -51,7 +51,7 @@ function field(schema, root, name, required) {
       return jsonField(s, name, !optional);
     }
   }
-  const title = s.title || name;
+  const title = label || s.title || name;
   const id = uid(name);
   if (s.const !== undefined) {
     return { el: h('p', { class: 'field' }, `${title}: ${JSON.stringify(s.const)}`), read: () => s.const };
@@ -124,7 +124,7 @@ function field(schema, root, name, required) {
     const items = [];
     const list = h('div', { class: 'items' });
     const add = (value) => {
-      const f = field(s.items, root, `${name}[${items.length}]`, true);
+      const f = field(s.items, root, `${name}[${items.length}]`, true, `${s.items.title || title} ${items.length + 1}`);
       const row = h('div', { class: 'item' }, f.el);
       const entry = { f, row };
       row.append(h('button', {

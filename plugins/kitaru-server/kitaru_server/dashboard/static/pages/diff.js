@@ -41,9 +41,25 @@ export function lineDiff(left, right) {
   return rows;
 }
 
+const CONTEXT = 3;  // unchanged lines kept around each change; longer runs are folded
+
 function diffView(left, right) {
   const grid = h('div', { class: 'diff-lines' });
-  for (const [l, r, kind] of lineDiff(left, right)) {
+  const rows = lineDiff(left, right);
+  const near = rows.map(() => false);
+  rows.forEach(([, , kind], i) => {
+    if (kind === 'same') return;
+    for (let k = Math.max(0, i - CONTEXT); k <= Math.min(rows.length - 1, i + CONTEXT); k++) near[k] = true;
+  });
+  for (let i = 0; i < rows.length; i++) {
+    const [l, r, kind] = rows[i];
+    if (kind === 'same' && !near[i]) {
+      let j = i;
+      while (j < rows.length && rows[j][2] === 'same' && !near[j]) j++;
+      grid.append(h('div', { class: 'fold' }, `… ${j - i} unchanged line${j - i === 1 ? '' : 's'}`), h('div', { class: 'fold' }, ''));
+      i = j - 1;
+      continue;
+    }
     grid.append(h('div', { class: l === null ? 'gap' : kind === 'same' ? '' : 'del' }, l ?? ''),
       h('div', { class: r === null ? 'gap' : kind === 'same' ? '' : 'add' }, r ?? ''));
   }

@@ -23,9 +23,10 @@ const el = {
   flow: h('section', { class: 'flow-io', id: 'flow-io' }),
   waits: h('section', { class: 'waits', id: 'waits' }),
   logs: h('section', { class: 'logs', id: 'logs' }),
+  live: h('section', { class: 'live-events', id: 'live', hidden: true }),
   replay: h('section', { class: 'replay card', id: 'replay', hidden: true }),
 };
-replace(main, el.summary, el.actions, el.notice, el.wait,
+replace(main, el.summary, el.actions, el.notice, el.wait, el.live,
   h('div', { class: 'columns' }, h('div', { class: 'col' }, el.tree), h('div', { class: 'col' }, el.detail)),
   el.flow, el.waits, el.replay, el.logs);
 
@@ -127,25 +128,61 @@ function bar(start, end, t0, total) {
   return h('div', { class: 'bar-track' }, b);
 }
 
+const AGENT_CALLS = new Set(['llm_call', 'tool_call']);
+
+function tokens(usage) {
+  if (!usage || (usage.input_tokens == null && usage.output_tokens == null)) return null;
+  return h('span', { class: 'muted' }, ` · ${usage.input_tokens ?? 0}→${usage.output_tokens ?? 0} tokens`);
+}
+
+function callItem(x, c, t0, total) {
+  const evs = events(c);
+  return h('li', { class: `call${selected === c.call_id ? ' selected' : ''}`, dataset: { call: c.call_id } },
+    h('button', { type: 'button', class: 'call-row', onclick: () => { selected = c.call_id; renderTree(x); renderDetail(x); } },
+      h('span', { class: 'call-name' }, c.call_id, c.type ? h('span', { class: 'tag' }, c.type) : null,
+        c.attempts > 1 ? h('span', { class: 'tag' }, `${c.attempts} attempts`) : null),
+      badge(c.status), h('span', { class: 'muted dur' }, fmtDuration(c.duration_s)),
+      bar(c.started_at, c.ended_at, t0, total)),
+    evs.length ? h('ul', { class: 'events' }, evs.map((ev) => h('li', { class: `event kind-${ev.kind}`, dataset: { event: ev.id } },
+      h('span', { class: 'tag' }, ev.kind), ' ', ev.id,
+      ev.model ? h('span', { class: 'muted' }, ` · ${ev.model}`) : null,
+      tokens(ev.usage),
+      ev.message ? h('span', { class: 'muted' }, ` · ${ev.message}`) : null))) : null);
+}
+
+/** The calls as a tree: a run of an agent's model and tool calls made in the flow body
+ * (checkpoints of type llm_call / tool_call, one after another) is nested under one
+ * "agent run" entry; calls made inside a checkpoint are nested under that call. */
 function renderTree(x) {
   const t0 = x.started_at ? new Date(x.started_at).getTime() : 0;
   const total = span(x.started_at, x.ended_at) || 0;
-  const rows = x.checkpoints.map((c) => {
-    const evs = events(c);
-    const item = h('li', { class: `call${selected === c.call_id ? ' selected' : ''}`, dataset: { call: c.call_id } },
-      h('button', { type: 'button', class: 'call-row', onclick: () => { selected = c.call_id; renderTree(x); renderDetail(x); } },
-        h('span', { class: 'call-name' }, c.call_id, c.type ? h('span', { class: 'tag' }, c.type) : null),
-        badge(c.status), h('span', { class: 'muted dur' }, fmtDuration(c.duration_s)),
-        bar(c.started_at, c.ended_at, t0, total)),
-      evs.length ? h('ul', { class: 'events' }, evs.map((ev) => h('li', { class: `event kind-${ev.kind}` },
-        h('span', { class: 'tag' }, ev.kind), ' ', ev.id,
-        ev.model ? h('span', { class: 'muted' }, ` · ${ev.model}`) : null,
-        ev.tool ? h('span', { class: 'muted' }, ` · ${ev.tool}`) : null,
-        ev.message ? h('span', { class: 'muted' }, ` · ${ev.message}`) : null))) : null);
-    return item;
+  const rows = [];
+  let group = null;
+  for (const c of x.checkpoints) {
+    if (AGENT_CALLS.has(c.type)) {
+      if (!group) {
+        group = { calls: [] };
+        rows.push(group);
+      }
+      group.calls.push(c);
+    } else {
+      group = null;
+      rows.push(c);
+    }
+  }
+  const items = rows.map((r) => {
+    if (!r.calls) return callItem(x, r, t0, total);
+    const usage = { input_tokens: 0, output_tokens: 0 };
+    for (const c of r.calls) { usage.input_tokens += c.usage?.input_tokens ?? 0; usage.output_tokens += c.usage?.output_tokens ?? 0; }
+    const models = r.calls.filter((c) => c.type === 'llm_call').length;
+    return h('li', { class: 'agent-run', dataset: { group: r.calls[0].call_id } },
+      h('div', { class: 'agent-head' }, h('strong', {}, 'agent run'), h('span', { class: 'muted' },
+        ` · ${models} model request${models === 1 ? '' : 's'}, ${r.calls.length - models} tool call${r.calls.length - models === 1 ? '' : 's'}`),
+        tokens(usage)),
+      h('ol', { class: 'calls nested' }, r.calls.map((c) => callItem(x, c, t0, total))));
   });
   replace(el.tree, h('h2', {}, 'Checkpoints'),
-    rows.length ? h('ol', { class: 'calls' }, rows) : h('p', { class: 'muted' }, 'No checkpoint calls yet.'));
+    items.length ? h('ol', { class: 'calls' }, items) : h('p', { class: 'muted' }, 'No checkpoint calls yet.'));
 }
 
 async function renderDetail(x) {
@@ -255,5 +292,31 @@ async function refresh(force = false) {
   return true;
 }
 
+// Live events (server-sent, GET /executions/{id}/events) while the execution runs: each one is
+// listed and brings a refresh at once; the stream ends when the run stops or waits.
+let stream = null;
+let soon = null;
+const seen = [];
+function follow(status) {
+  if (stream || status !== 'running' || typeof EventSource === 'undefined') return;
+  stream = new EventSource(`/api/v1/executions/${encodeURIComponent(execId)}/events`);
+  stream.onmessage = (m) => {
+    let ev;
+    try { ev = JSON.parse(m.data); } catch { return; }
+    seen.push(ev);
+    const p = ev.payload || {};
+    const pct = p.data?.percent;
+    el.live.hidden = false;
+    replace(el.live, h('h2', {}, 'Live events'), h('ol', { class: 'live-list' }, seen.slice(-12).map((e) => {
+      const q = e.payload || {};
+      return h('li', {}, h('span', { class: 'tag' }, e.kind), ' ', e.checkpoint_id || e.checkpoint_name || 'flow', ' ',
+        q.message || '', q.data?.percent != null ? ` (${Math.round(q.data.percent * 100)}%)` : '');
+    })), pct != null ? h('progress', { max: 1, value: pct }) : null);
+    if (!soon) soon = setTimeout(() => { soon = null; refresh(); }, 200);
+  };
+  stream.addEventListener('end', () => { stream.close(); stream = null; refresh(); });
+  stream.onerror = () => { if (stream && stream.readyState === EventSource.CLOSED) stream = null; };
+}
+
 // Live: polled while the page is visible (a finished execution can be retried or resumed).
-every(1500, () => refresh());
+every(1500, async () => { await refresh(); follow(main.dataset.status); });

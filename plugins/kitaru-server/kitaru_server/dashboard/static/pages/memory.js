@@ -21,7 +21,7 @@ const valueOf = (entry) => (entry.artifact_id ? artifactBlock({ artifact_id: ent
 async function showKey(scope, key) {
   replace(history, h('h2', {}, 'History of ', h('code', {}, key)), h('p', { class: 'muted' }, 'Loading…'));
   try {
-    const got = items(await api(`/memory/${encodeURIComponent(key)}/history`, { query: { scope } }));
+    const got = items(await api(`/memory/history/${key.split('/').map(encodeURIComponent).join('/')}`, { query: { scope } }));
     replace(history, h('h2', {}, 'History of ', h('code', {}, key)),
       got.map((v) => h('div', { class: 'card', dataset: { version: v.version } },
         h('strong', {}, `version ${v.version}`), ' ', h('span', { class: 'muted' }, fmtTime(v.created_at)),
@@ -36,7 +36,7 @@ async function showScope(scope) {
   window.history.replaceState(null, '', `${location.pathname}${scope ? `?${q}` : ''}`);
   replace(keys, h('p', { class: 'muted' }, 'Loading…'));
   try {
-    const got = items(await api('/memory', { query: { scope } }));
+    const got = items(await api('/memory/entries', { query: { scope } }));
     replace(keys, h('h2', {}, 'Keys'), got.length ? h('table', {},
       h('thead', {}, h('tr', {}, ['Key', 'Version', 'Written', 'By'].map((t) => h('th', {}, t)))),
       h('tbody', {}, got.map((e) => h('tr', { dataset: { key: e.key } },
