@@ -99,8 +99,10 @@ class ExecutionDiff(_Base):
     first_difference: str | None
     #: Model usage of both and `b - a`: {"a": {...}, "b": {...}, "token_delta", "cost_delta_usd"}.
     usage: dict[str, Any]
-    #: No checkpoint differs, nor the flow's inputs and result.
+    #: No checkpoint differs, nor the flow's inputs, result and waits.
     identical: bool = False
+    #: The waits of both by name (`wait:NAME`): their answers compared as JSON, `kind` "json".
+    waits: list[ArtifactDiff] = field(default_factory=list)
 
 
 @dataclass
@@ -283,6 +285,25 @@ class _Comparer:
                                       y.status, arts))
         return out
 
+    def waits(self) -> list[ArtifactDiff]:
+        """Each wait of either execution by name: its status and its answer compared."""
+        xs = {w["name"]: w for w in self.a.waits}
+        ys = {w["name"]: w for w in self.b.waits}
+        out = []
+        for name in [*xs, *(n for n in ys if n not in xs)]:
+            x, y = xs.get(name), ys.get(name)
+            label = f"wait:{name}"
+            if x is None or y is None:
+                out.append(ArtifactDiff(label, ONLY_B if x is None else ONLY_A, "json"))
+                continue
+            texts = [_json_text({"status": w["status"], "value": w["value"]}) for w in (x, y)]
+            d = ArtifactDiff(label, SAME if texts[0] == texts[1] else CHANGED, "json")
+            if d.status == CHANGED:
+                d.diff, d.truncated = _unified(texts[0], texts[1], f"a/{label}", f"b/{label}",
+                                               self.max_lines, self.context)
+            out.append(d)
+        return out
+
     def flow_artifact(self, label: str, x: Artifact | None, y: Artifact | None) -> ArtifactDiff | None:
         if x is None and y is None:
             return None
@@ -308,6 +329,7 @@ def compare(a: Execution, b: Execution, *, max_bytes: int = DEFAULT_MAX_BYTES,
     first = next((c.call_id for c in checkpoints if c.status != SAME), None)
     inputs = cmp.flow_artifact("inputs", a.inputs_artifact, b.inputs_artifact)
     result = cmp.flow_artifact("result", a.result_artifact, b.result_artifact)
+    waits = cmp.waits()
     return ExecutionDiff(
         a=a.exec_id, b=b.exec_id, a_flow=a.flow_name, b_flow=b.flow_name,
         a_status=a.status.value, b_status=b.status.value,
@@ -315,7 +337,8 @@ def compare(a: Execution, b: Execution, *, max_bytes: int = DEFAULT_MAX_BYTES,
         checkpoints=checkpoints,
         inputs=inputs, result=result, summary=summary, first_difference=first,
         usage=usage_delta(a.usage, b.usage),
-        identical=first is None and all(d is None or d.status == SAME for d in (inputs, result)),
+        identical=first is None and all(d is None or d.status == SAME for d in (inputs, result, *waits)),
+        waits=waits,
     )
 
 

@@ -237,3 +237,31 @@ def test_rest_diff_route(kitaru_home: Path, client) -> None:
     assert matrix.status_code == 200 and matrix.json()["exec_ids"] == [a, b]
     assert http.get(f"/api/v1/executions/{a}/diff/nope", headers=auth).status_code == 404
     assert http.get(f"/api/v1/executions/{a}/diff/{b}").status_code == 401
+
+
+@flow
+def gated(topic: str) -> str:
+    notes = fetch(topic)
+    ok = kitaru.wait(name="approve", schema=bool, timeout=0)
+    return f"shipped {notes.load()['topic']}" if ok else "rejected"
+
+
+def test_a_replay_at_a_wait_answered_otherwise_shows_the_wait_and_the_result(client) -> None:
+    from conftest import until_suspended
+
+    original = gated.run("t")
+    until_suspended(original)
+    client.executions.input(original.exec_id, wait="approve", value=True, resume=False)
+    client.executions.resume(original.exec_id, background=False)
+    replay = gated.replay(original.exec_id, at="approve")
+    until_suspended(replay)
+    client.executions.input(replay.exec_id, wait="approve", value=False, resume=False)
+    client.executions.resume(replay.exec_id, background=False)
+    assert replay.wait() == "rejected"
+    d = client.executions.diff(original.exec_id, replay.exec_id)
+    assert d.summary == {"same": 1, "changed": 0, "only_in_a": 0, "only_in_b": 0}
+    assert [(w.label, w.status) for w in d.waits] == [("wait:approve", "changed")]
+    assert '-  "value": true' in d.waits[0].diff and '+  "value": false' in d.waits[0].diff
+    assert d.result is not None and d.result.status == "changed" and not d.identical
+    same = client.executions.diff(original.exec_id, original.exec_id)
+    assert [w.status for w in same.waits] == ["same"] and same.identical

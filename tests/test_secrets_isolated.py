@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 import kitaru
 from kitaru import checkpoint, flow
@@ -43,8 +44,11 @@ def test_a_stack_secret_reaches_an_isolated_worker_only_through_its_environment(
     value = f"tok-{uuid.uuid4().hex}"
     client.secrets.set("agent", TOKEN=value)
     stack = tmp_path / "iso-secret.yaml"
-    stack.write_text("name: iso-secret\nexecution_target: {flavor: process, config: "
-                     "{env: {AGENT_TOKEN: '${secret:agent.TOKEN}'}}}\n")
+    stack.write_text(yaml.safe_dump({
+        "name": "iso-secret", "registry": StackStore().get("local")["registry"],  # the secret's
+        "execution_target": {"flavor": "process",
+                             "config": {"env": {"AGENT_TOKEN": "${secret:agent.TOKEN}"}}},
+    }))
     StackStore().register(stack)
     result = uses_token.run(stack="iso-secret").wait(timeout=120)
     assert result["pid"] != os.getpid()  # it ran in a worker process

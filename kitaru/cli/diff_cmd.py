@@ -42,11 +42,11 @@ def _print_diff(d: Any, *, stat: bool, all_calls: bool) -> None:
               [[c.call_id, _MARK[c.status], c.a_status or "", c.b_status or "",
                 ", ".join(x.label for x in c.artifacts if x.status != "same")] for c in shown],
               no_wrap=("status",))
-    for what in (d.inputs, d.result):
+    for what in (d.inputs, d.result, *d.waits):
         if what is not None and what.status != "same":
             typer.echo(f"flow {what.label}: {_MARK[what.status]}")
     if not stat:
-        for art in [x for c in shown for x in c.artifacts] + [d.inputs, d.result]:
+        for art in [x for c in shown for x in c.artifacts] + [d.inputs, d.result, *d.waits]:
             if art is not None and art.diff:
                 out.print(art.diff, markup=False, highlight=False)
                 if art.truncated:

@@ -63,6 +63,10 @@ def _assignments(args: list[str], name: str) -> dict[str, str]:
     values: dict[str, str] = {}
     from_stdin = None
     for arg in args:
+        if arg == "--private":
+            raise ConfigError("--private (Kitaru 0.21) is not offered: every secret of a registry is "
+                              "visible by name and keys to whoever can read that registry, never "
+                              "by value; see docs/secrets.md")
         key, sep, value = arg.removeprefix("--").partition("=")
         if not arg.startswith("--") or not sep or not key:
             shown = arg.split("=", 1)[0] + ("=..." if "=" in arg else "")
