@@ -29,12 +29,20 @@ def test_the_server_resumes_an_execution_whose_runner_was_killed(tmp_path: Path)
         procs.wait_for(lambda: _ready(base), "the server to be ready", watch=server)
 
         (workdir / "hold").touch()
-        runner = procs.python(str(FLOWS / "crash_script.py"), str(workdir), cwd=FLOWS)
+        # A short lease: the server resumes once it expired (30 s by default).
+        runner = procs.python(str(FLOWS / "crash_script.py"), str(workdir), cwd=FLOWS,
+                              env={"KITARU_LEASE_SECONDS": "3"})
         procs.wait_for(lambda: (workdir / "ready").exists() and has_exec_id(workdir),
                        "the last checkpoint to start", watch=runner)
         procs.crash(runner)
+        killed_at = time.time()
         (workdir / "hold").unlink()
         exec_id = (workdir / "exec_id").read_text()
+        lease = kitaru.KitaruClient()._stack.registry.get_execution(exec_id).lease_expires
+        assert lease is not None and lease <= killed_at + 3.5
+        while time.time() < lease - 0.3:  # until the dead owner's lease expires, nobody resumes
+            assert runs(workdir)["summarize"] == 1
+            time.sleep(0.05)
 
         def completed() -> bool:
             got = httpx.get(f"{base}/api/v1/executions/{exec_id}", timeout=10).json()
@@ -62,6 +70,7 @@ def test_orphaned_means_running_with_its_owner_gone_and_no_launched_runner() -> 
     base = {"exec_id": "e" * 32, "flow_name": "f", "status": "running", "created_at": now - 600}
     assert orphaned(ExecutionRecord(**base, owner=dead, lease_expires=now - 1))
     assert not orphaned(ExecutionRecord(**base, owner=dead, lease_expires=now + 30))
+    assert orphaned(ExecutionRecord(**base, owner=dead, lease_expires=now + 30), now=now + 31)
     assert not orphaned(ExecutionRecord(**{**base, "status": "waiting"}, owner=dead, lease_expires=0))
     assert not orphaned(ExecutionRecord(**base, owner=dead, lease_expires=0, runner={"launch": "x"}))
     assert not orphaned(ExecutionRecord(**base, owner=dead, lease_expires=0,

@@ -152,3 +152,24 @@ def test_literal_secrets_in_a_stack_are_masked() -> None:
     opts = shown["artifact_store"]["config"]["storage_options"]
     assert opts == {"secret": "***", "key": "${env:AWS_KEY}", "account_key": "${env:AZ}",
                     "password": "***", "region": "eu-west-1"}
+
+
+@checkpoint
+def scored(x: int) -> int:
+    kitaru.log(score=float("nan"), when=x)
+    return x
+
+
+@flow
+def scoring(x: int) -> int:
+    return scored(x).load()
+
+
+def test_execution_json_holds_recorded_nan_as_null(http: TestClient) -> None:
+    handle = scoring.run(5)
+    assert handle.wait() == 5
+    got = http.get(f"/api/v1/executions/{handle.exec_id}")
+    assert got.status_code == 200, got.text
+    [call] = got.json()["checkpoints"]
+    assert call["metadata"]["score"] is None and call["metadata"]["when"] == 5
+    assert got.json()["started_at"].startswith("20")

@@ -5,8 +5,8 @@ Every `ServerSettings.recovery_seconds` it
   launched runner the orchestrator reports ended or lost gets a new one, or fails after
   `KITARU_RUNNER_RELAUNCHES` relaunches;
 - resumes, through the stack's orchestrator, every `running` execution that no launched
-  runner is responsible for and whose owner is gone (its process died on this machine, or
-  its lease expired): a `flow.run()` whose process was killed. An execution whose last
+  runner is responsible for, whose owner is gone and whose owner's lease expired: a
+  `flow.run()` whose process was killed. An execution whose last
   resume failed with a recorded reason is left alone (fix the cause, then resume it); one
   whose resume could not be launched is tried again after a back-off, at most
   `MAX_ATTEMPTS` times per server process.
@@ -42,16 +42,22 @@ UNCLAIMED_GRACE_SECONDS = 60.0
 
 
 def orphaned(record: ExecutionRecord, now: float | None = None) -> bool:
-    """A running execution with no launched runner, whose owner is gone, and whose last
-    resume recorded no reason it cannot continue."""
+    """A running execution with no launched runner whose owner is gone and whose owner's
+    lease expired, and whose last resume recorded no reason it cannot continue.
+
+    The lease (`KITARU_LEASE_SECONDS`, 30 s by default), not the owner's death alone: a
+    person who saw the runner crash has that long to resume it themselves first.
+    """
     if record.status != ExecutionStatus.RUNNING.value or record.runner is not None:
         return False
     now = time.time() if now is None else now
-    if record.owner is None and now - (record.created_at or 0.0) < UNCLAIMED_GRACE_SECONDS:
-        return False
     if owner_is_alive(record.owner, record.lease_expires, now):
         return False
-    return not (record.failure or {}).get("resume_failed")
+    if record.owner is None:
+        expired = now - (record.created_at or 0.0) >= UNCLAIMED_GRACE_SECONDS
+    else:
+        expired = record.lease_expires is None or record.lease_expires <= now
+    return expired and not (record.failure or {}).get("resume_failed")
 
 
 @dataclass

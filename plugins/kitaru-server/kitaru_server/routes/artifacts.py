@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
+from ..responses import json_response
 from ..security import require
 from ..values import json_value
 
@@ -23,10 +24,12 @@ def _client(request: Request) -> Any:
     return request.app.state.kitaru.client
 
 
-@router.get("/executions/{exec_id}/artifacts", dependencies=[require("read")])
-def list_artifacts(request: Request, exec_id: str, name: str | None = None) -> dict[str, Any]:
+@router.get("/executions/{exec_id}/artifacts", dependencies=[require("read")],
+            response_model=dict[str, Any])
+def list_artifacts(request: Request, exec_id: str, name: str | None = None) -> Response:
     """An execution's artifacts in creation order (inputs, outputs, saved values)."""
-    return {"items": [a.to_dict() for a in _client(request).artifacts.list(exec_id, name=name)]}
+    found = _client(request).artifacts.list(exec_id, name=name)
+    return json_response({"items": [a.to_dict() for a in found]})
 
 
 @router.get("/artifacts/{artifact_id}", dependencies=[require("read")])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from kitaru_core.status import ExecutionStatus
 
+from ..responses import json_response
 from ..security import rate_limited, require
 
 router = APIRouter(prefix="/executions", tags=["executions"])
@@ -17,32 +18,32 @@ def _client(request: Request) -> Any:
     return request.app.state.kitaru.client
 
 
-@router.get("", dependencies=[require("read")])
+@router.get("", dependencies=[require("read")], response_model=dict[str, Any])
 def list_executions(
     request: Request, flow: str | None = None, status: ExecutionStatus | None = None,
     limit: int = Query(50, ge=1, le=1000),
     cursor: str | None = Query(None, description="a previous page's `next_cursor`"),
-) -> dict[str, Any]:
+) -> Response:
     """Executions, newest first (without their checkpoints), one page at a time: pass
     `next_cursor` back as `cursor` for the next page (null: there is none). Executions
     created meanwhile never shift a page."""
     page = _client(request).executions.page(flow=flow, status=status, limit=limit, cursor=cursor)
-    return page.to_dict()
+    return json_response(page.to_dict())
 
 
-@router.get("/{exec_id}", dependencies=[require("read")])
-def get_execution(request: Request, exec_id: str) -> dict[str, Any]:
+@router.get("/{exec_id}", dependencies=[require("read")], response_model=dict[str, Any])
+def get_execution(request: Request, exec_id: str) -> Response:
     """One execution with its checkpoint calls, artifacts and pending wait."""
-    return _client(request).executions.get(exec_id).to_dict()
+    return json_response(_client(request).executions.get(exec_id).to_dict())
 
 
-@router.get("/{exec_id}/logs", dependencies=[require("read")])
+@router.get("/{exec_id}/logs", dependencies=[require("read")], response_model=dict[str, Any])
 def get_logs(
     request: Request, exec_id: str, checkpoint: str | None = None, after: int = Query(0, ge=0)
-) -> dict[str, Any]:
+) -> Response:
     """Captured output after sequence number `after`, in order."""
     entries = _client(request).executions.logs(exec_id, checkpoint=checkpoint, after=after)
-    return {"items": [e.to_dict() for e in entries]}
+    return json_response({"items": [e.to_dict() for e in entries]})
 
 
 @router.get("/{exec_id}/waits", dependencies=[require("read")])
