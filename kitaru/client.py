@@ -211,6 +211,8 @@ class Execution(_Model):
     #: {"launch", "handle", "mode", "launched_at", "launches", "relaunches", "claimed_at"}
     #: (see `executions.recover`); None for a run in a process the user started.
     runner: dict[str, Any] | None = None
+    #: The deployment version it runs, `{"flow", "version"}`, when it was invoked from one.
+    deployment: dict[str, Any] | None = None
 
 
 @dataclass
@@ -296,7 +298,7 @@ class ExecutionsAPI:
                           and a.direction == "input"), {}),
             inputs_artifact=by_id.get(rec.inputs_artifact or ""),
             result_artifact=by_id.get(rec.result_artifact or ""),
-            runner=rec.runner,
+            runner=rec.runner, deployment=(rec.flow_ref or {}).get("deployment"),
         )
 
     def list(
@@ -664,5 +666,5 @@ def _summary(r: ExecutionRecord) -> Execution:
         pending_wait=None, failure=r.failure, original_exec_id=r.original_exec_id,
         stack_name=(r.stack or {}).get("name"),
         owner=describe_owner(r.owner) if r.owner else None, resumable=service.is_resumable(r),
-        runner=r.runner,
+        runner=r.runner, deployment=(r.flow_ref or {}).get("deployment"),
     )

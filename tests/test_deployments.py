@@ -212,6 +212,8 @@ def test_invoke_runs_the_tagged_version_not_the_working_tree(tmp_path: Path, cli
     assert invoked() == ("one", "one:ada")  # `default` is on v1
     runs = client.executions.list(flow="greeter")
     assert len(runs) == 5 and all(r.status.value == "completed" for r in runs)
+    assert [r.deployment["version"] for r in runs] == [1, 1, 1, 2, 1]  # newest first
+    assert client.executions.get(runs[0].exec_id).deployment == {"flow": "greeter", "version": 1}
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -246,6 +248,11 @@ def test_cli_deploys_lists_tags_and_shows_versions(project: Path, cli: Any) -> N
     assert missing.exit_code == 1 and "no deployment tag 'nope'" in missing.stderr
     bad = cli("flow", "invoke", "greeter", "--input", '["x"]')
     assert bad.exit_code == 1 and "JSON object" in bad.stderr
+    built = cli("build", f"{project}:greeter", "-o", "json").json()  # a version nobody reaches yet
+    assert (built["version"], built["tags"]) == (3, {}) and '"version":3' in built["curl"]
+    shown = cli("flow", "show", "greeter")
+    assert "3 version(s), latest v3" in shown.stdout and "production       -> v2" in shown.stdout
+    assert cli("flow", "show", "nobody").exit_code == 1
 
 
 @pytest.mark.slow
@@ -267,3 +274,6 @@ def test_cli_invoke_runs_the_tagged_code(tmp_path: Path, cli: Any) -> None:
     assert cli("flow", "tag", "greeter", "production", "--version", "2", "--exclusive").exit_code == 0
     assert invoked("--tag", "production") == ("two", "two:cli")
     assert invoked("--version", "1") == ("one", "one:cli")
+    latest = cli("executions", "list", "-n", "1", "-o", "json").json()[0]
+    assert latest["deployment"] == {"flow": "greeter", "version": 1}
+    assert "greeter v1" in cli("executions", "get", latest["exec_id"]).stdout

@@ -61,6 +61,8 @@ def render(e: Any, *, calls: int | None, full: bool) -> None:
         _field(out, "runner", _runner_line(runner))
     if e.original_exec_id:
         _field(out, "replay of", e.original_exec_id)
+    if getattr(e, "deployment", None):
+        _field(out, "deployment", f"{e.deployment['flow']} v{e.deployment['version']}")
     if getattr(e, "options", None):
         _field(out, "options", ", ".join(f"{k}={v}" for k, v in e.options.items()))
     _value(out, "inputs", e.inputs_artifact, full, as_call=True)

@@ -1,7 +1,7 @@
 """`kitaru flow ...`: deploy flows as numbered versions, route tags to them, invoke them.
 
-Kitaru 0.21's names: `kitaru deploy TARGET` / `kitaru invoke FLOW` (also `kitaru flow deploy` /
-`kitaru flow invoke`), `kitaru flow list/tag/untag`, `kitaru flow deployments list/get/show/
+Kitaru 0.21's names: `kitaru deploy TARGET` / `kitaru build TARGET` / `kitaru invoke FLOW` (also
+under `kitaru flow`), `kitaru flow list/show/tag/untag`, `kitaru flow deployments list/get/show/
 tag/untag/delete/curl`.
 """
 
@@ -106,21 +106,68 @@ def deploy(
     output: Format = OutputOption,
 ) -> None:
     """Snapshot a flow as its next version (code, entrypoint, stack, versions, defaults)."""
+    made = _deploy(target, {t: exclusive for t in tag or []}, inputs, stack, image, cache, retries,
+                   publish_default=not no_default)
+    _report(made, output)
+
+
+def _deploy(target: str, tags: dict[str, bool], inputs: str | None, stack: str | None,
+            image: str | None, cache: bool | None, retries: int | None, *, publish_default: bool) -> Any:
     from .values import parse_value
 
-    tags = {t: exclusive for t in tag or []}
     image_value = parse_value(image, "--image") if image is not None else None
-    made = _api().deploy(target, inputs=_inputs(inputs), tags=tags, stack=stack, image=image_value,
-                         cache=cache, retries=retries, publish_default_on_first_deploy=not no_default)
+    return _api().deploy(target, inputs=_inputs(inputs), tags=tags, stack=stack, image=image_value,
+                         cache=cache, retries=retries, publish_default_on_first_deploy=publish_default)
+
+
+def _report(made: Any, output: Format) -> None:
+    """A new version, how to invoke it, and the curl command for the server."""
+    exclusive = [t for t, ex in made.tags.items() if ex]
+    route = next((t for t in exclusive if t != "default"), exclusive[0] if exclusive else None)
+    curl = curl_command(made.flow, version=None if route else made.version, tag=route, inputs={})
     if output == Format.json:
-        print_json({**made.to_dict(), "curl": curl_command(made.flow, version=made.version)})
+        print_json({**made.to_dict(), "curl": curl})
         return
     _show(made, output)
-    route = next((t for t, ex in made.tags.items() if ex), None)
     typer.echo(f"\nInvoke it: kitaru flow invoke {made.flow} "
                + (f"--tag {route}" if route else f"--version {made.version}") + " --input '{...}'")
-    typer.echo("Over the server's REST API:\n" + curl_command(
-        made.flow, version=None if route else made.version, tag=route, inputs={}))
+    typer.echo("Over the server's REST API:\n" + curl)
+
+
+def build(
+    target: str = typer.Argument(..., help="path/to/file.py:flow or package.module:flow."),
+    inputs: str = typer.Option(None, "--input", "-i", help="Default flow inputs (JSON object or "
+                               "@file) that invocations start from."),
+    stack: str = typer.Option(None, "--stack", help="Snapshot this stack instead of the flow's."),
+    image: str = typer.Option(None, "--image", help="Image option (a base image, or JSON)."),
+    cache: bool = typer.Option(None, "--cache/--no-cache", help="Cache option of the runs."),
+    retries: int = typer.Option(None, "--retries", min=0, help="Retries option of the runs."),
+    output: Format = OutputOption,
+) -> None:
+    """Snapshot a flow as its next version with no tag routed to it (tag it later)."""
+    _report(_deploy(target, {}, inputs, stack, image, cache, retries, publish_default=False), output)
+
+
+app.command("build")(build)
+
+
+@app.command("show")
+def show_flow(
+    flow: str = typer.Argument(..., help="The deployed flow's name."),
+    output: Format = OutputOption,
+) -> None:
+    """One deployed flow: its versions and where each tag points."""
+    from kitaru_core.errors import DeploymentNotFoundError
+
+    found = next((f for f in _api().flows() if f.flow == flow), None)
+    if found is None:
+        raise DeploymentNotFoundError(f"flow {flow!r} has no deployments; see `kitaru flow list`")
+    if output == Format.json:
+        print_json(found.to_dict())
+        return
+    typer.echo(f"{found.flow}: {len(found.versions)} version(s), latest v{found.latest_version}")
+    for tag, versions in found.tags.items():
+        typer.echo(f"  {tag:16} -> " + ", ".join(f"v{v}" for v in versions))
 
 
 @app.command("invoke")

@@ -46,6 +46,7 @@ app.add_typer(image_cmd.app, name="image")
 app.add_typer(flow_cmd.app, name="flow")
 app.command("deploy")(flow_cmd.deploy)  # Kitaru 0.21's top-level names for `flow deploy/invoke`
 app.command("invoke")(flow_cmd.invoke)
+app.command("build")(flow_cmd.build)
 executions_cmd.app.command("delete")(delete_cmd.delete)
 executions_cmd.app.command("diff")(diff_cmd.diff)
 executions_cmd.app.command("diff-matrix")(diff_cmd.diff_matrix)
