@@ -192,6 +192,7 @@ def test_every_page_renders_and_is_saved_as_a_screenshot(
     browser: Any, server: dict[str, Any], tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     deployed = run_cli("flow", "deploy", f"{FLOWS / 'dashboard_flow.py'}:dashboard_demo", "--tag",
                        "production", "--input", '{"topic": "deployed agents"}', cwd=FLOWS)
@@ -228,6 +229,21 @@ def test_every_page_renders_and_is_saved_as_a_screenshot(
           "the chart image")
     shoot(browser, shots, "05-execution-image")
 
+    # replay from a chosen checkpoint with an override of an earlier call's output
+    find(browser, "#actions").find_element(By.XPATH, ".//button[text()='Replay…']").click()
+    Select(find(browser, "#replay-at")).select_by_value("write_report#1")
+    Select(find(browser, "#replay-target")).select_by_value("research#1")
+    find(browser, "#replay-override").send_keys('"notes from the override"')
+    shoot(browser, shots, "06-replay-form")
+    find(browser, "#replay-form button[type=submit]").click()
+    find(browser, "#replay-form .ok a").click()
+    until(browser, lambda d: d.find_element(By.ID, "app").get_attribute("data-status") == "completed",
+          "the replay to complete")
+    until(browser, lambda d: "notes from the override" in d.find_element(By.ID, "flow-io").text,
+          "the replay's result, made from the override")
+    assert f"Replay of\n{first[:12]}" in find(browser, "#summary").text
+    shoot(browser, shots, "07-replay")
+
     # compare the two runs side by side
     browser.get(f"{base}/dashboard/")
     find(browser, f'tr[data-exec="{first}"] input[type=checkbox]').click()
@@ -238,20 +254,21 @@ def test_every_page_renders_and_is_saved_as_a_screenshot(
     assert changed.get_attribute("data-changed") == "true"
     until(browser, lambda d: changed.find_elements(By.CSS_SELECTOR, ".diff-lines .del"), "the line diff")
     assert "Report on batch jobs" in changed.text and "Report on durable agents" in changed.text
-    shoot(browser, shots, "06-diff")
+    shoot(browser, shots, "08-diff")
 
     browser.get(f"{base}/dashboard/memory")
     until(browser, lambda d: "last_topic" in d.find_element(By.ID, "app").text, "the memory keys")
-    shoot(browser, shots, "07-memory")
+    shoot(browser, shots, "09-memory")
 
     browser.get(f"{base}/dashboard/deployments")
     flow_card = find(browser, 'section.deployment[data-flow="dashboard_demo"]')
     until(browser, lambda d: "production" in flow_card.text and "v1" in flow_card.text, "the version")
     assert "deployed agents" in flow_card.text  # its defaults
-    shoot(browser, shots, "08-deployments")
+    shoot(browser, shots, "10-deployments")
 
     assert console_errors(browser) == []
     assert sorted(p.name for p in shots.iterdir()) == [
         "01-login.png", "02-executions.png", "03-execution-agent.png", "04-execution-markdown.png",
-        "05-execution-image.png", "06-diff.png", "07-memory.png", "08-deployments.png"]
+        "05-execution-image.png", "06-replay-form.png", "07-replay.png", "08-diff.png", "09-memory.png",
+        "10-deployments.png"]
     print(f"\nscreenshots: {shots}")

@@ -74,11 +74,12 @@ def start(
             else "API keys required (`kitaru auth api-keys create`)")
     if output == Format.json:  # one line a supervisor can parse, before serving
         print_json({"url": f"http://{host}:{port}", "stack": state.stack.name,
-                    "single_user": single_user})
+                    "single_user": single_user, "dashboard": f"http://{host}:{port}/dashboard/"})
         sys.stdout.flush()
     else:
         typer.echo(f"kitaru server on http://{host}:{port} for stack {state.stack.name!r}; {mode}",
                    err=True)
+        typer.echo(f"dashboard: http://{host}:{port}/dashboard/", err=True)
     import signal
 
     import uvicorn

@@ -49,7 +49,8 @@ export function artifactBlock(a, { open = false, label } = {}) {
   const load = async () => {
     if (loaded) return;
     loaded = true;
-    try { body.replaceChildren(renderPreview(await preview(a.artifact_id))); } catch (e) { body.replaceChildren(problem(e)); }
+    const download = h('a', { class: 'download', href: `/api/v1/artifacts/${encodeURIComponent(a.artifact_id)}/download`, download: a.name }, 'download');
+    try { body.replaceChildren(renderPreview(await preview(a.artifact_id)), download); } catch (e) { body.replaceChildren(problem(e), download); }
   };
   block.addEventListener('toggle', () => { if (block.open) load(); });
   if (open) load();
