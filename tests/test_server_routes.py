@@ -146,12 +146,12 @@ def test_literal_secrets_in_a_stack_are_masked() -> None:
     spec = {"registry": {"config": {"url": "postgresql://kitaru:letmein@db:5432/kitaru"}},
             "artifact_store": {"config": {"storage_options": {
                 "secret": "abc", "key": "${env:AWS_KEY}", "account_key": "${env:AZ}",
-                "password": "plain", "region": "eu-west-1"}}}}
+                "password": "plain", "region": "eu-west-1", "token": "${secret:store.TOKEN}"}}}}
     shown = redact(spec)
     assert shown["registry"]["config"]["url"] == "postgresql://kitaru:***@db:5432/kitaru"
     opts = shown["artifact_store"]["config"]["storage_options"]
     assert opts == {"secret": "***", "key": "${env:AWS_KEY}", "account_key": "${env:AZ}",
-                    "password": "***", "region": "eu-west-1"}
+                    "password": "***", "region": "eu-west-1", "token": "${secret:store.TOKEN}"}
 
 
 @checkpoint
