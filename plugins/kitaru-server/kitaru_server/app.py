@@ -55,6 +55,9 @@ def create_app(settings: ServerSettings | None = None, *, state: ServerState | N
     # The dashboard: pages and their static files, outside the published API.
     app.include_router(dashboard.router)
     app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
+    from .mcp_mount import mount_mcp
+
+    mount_mcp(app)  # the MCP tools at /mcp (streamable HTTP), same keys and scopes
 
     return app
 
