@@ -425,6 +425,15 @@ class ExecutionsAPI:
         rec, _, _ = service.provide_input(self._stack, exec_id, wait, value, resume=resume)
         return self.get(rec.exec_id)
 
+    def abort_wait(self, exec_id: str, *, wait: str, resume: bool = True) -> Execution:
+        """Abort the pending wait `wait` without an input: the flow's `wait()` raises
+        `WaitAbortedError` (the flow may catch it and go on; else it fails). The execution is
+        not cancelled; by default it continues in the background as after an input."""
+        if not isinstance(wait, str) or not wait:
+            raise InvalidValueError("abort_wait needs the wait's name: wait=NAME")
+        _, done = service.give_input(self._stack, exec_id, wait, None, resume=resume, abort=True)
+        return self.get(done.record.exec_id)
+
     def resume(self, exec_id: str, *, background: bool = True) -> Execution:
         """Continue a waiting execution, or a running one whose owner died."""
         if background:

@@ -30,6 +30,7 @@ from kitaru_core.errors import (
     StackNotFoundError,
     TaskError,
     UnknownModelError,
+    WaitAbortedError,
     WaitInputError,
     WaitTimeoutError,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "StackNotFoundError",
     "TaskError",
     "UnknownModelError",
+    "WaitAbortedError",
     "WaitInputError",
     "WaitTimeoutError",
 ]

@@ -132,6 +132,11 @@ class WaitInputError(KitaruError):
     """A wait input does not match the wait's schema, or names no pending wait."""
 
 
+class WaitAbortedError(KitaruError):
+    """Raised by `wait()` in the flow body when its wait was aborted instead of answered
+    (`KitaruClient().executions.abort_wait`); a flow may catch it and go on without the input."""
+
+
 class KitaruDivergenceError(KitaruError):
     """The flow now calls checkpoints in a different order than the record shows."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,7 +138,7 @@ def test_tools_read_and_operate_a_finished_execution() -> None:
     assert "no-such-execution" in out["missing"] and "\n" not in out["missing"]
     assert "limit=0" in out["bad_limit"]
     assert "flow='elsewhere'" in out["no_latest"]
-    assert "not available on this version" in out["abort"]
+    assert "is completed; its waits take no more input" in out["abort"]
     assert exec_id in out["resume_done"]
 
 
@@ -148,6 +149,25 @@ def _brief() -> Any:
     finally:
         sys.path.remove(str(FLOWS))
     return brief
+
+
+def test_abort_wait_lets_the_flow_go_on_without_the_input() -> None:
+    handle = _brief().run("quiet", timeout=TIMEOUT)  # its runner polls the wait in this process
+
+    async def body(s: Session) -> dict[str, Any]:
+        await s.until("kitaru_executions_get", lambda e: e["pending_wait"], "the wait",
+                      exec_id=handle.exec_id)
+        return {
+            "unknown": await s.error("kitaru_executions_abort_wait", exec_id=handle.exec_id,
+                                     wait="publish"),
+            "aborted": await s.call("kitaru_executions_abort_wait", exec_id=handle.exec_id,
+                                    wait="approve"),
+        }
+
+    out = asyncio.run(_in_process(body))
+    assert "no pending wait 'publish'" in out["unknown"]
+    assert out["aborted"]["status"] != "cancelled"
+    assert handle.wait(timeout=TIMEOUT) == {"notes": "notes on quiet", "outcome": "held"}
 
 
 def test_statistics_group_and_measure_executions() -> None:
@@ -178,6 +198,42 @@ def test_statistics_group_and_measure_executions() -> None:
     assert len(out["by_day"]["groups"]) == 1 and out["by_day"]["groups"][0]["execution_count"] == 2
     assert "colour" in out["bad"] and "time:day" in out["bad"]
     assert "no tags" in out["tags"]
+
+
+def test_deployment_tools_deploy_tag_and_route(tmp_path: Path) -> None:
+    async def body(s: Session) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        out["v1"] = await s.call("kitaru_deployments_deploy", target=BRIEF, inputs={"topic": "one"})
+        out["v2"] = await s.call("kitaru_deployments_deploy", target=BRIEF, tag="canary",
+                                 exclusive=True, inputs={"topic": "two"}, retries=1)
+        out["default"] = await s.call("kitaru_deployments_get", flow="brief")
+        out["canary"] = await s.call("kitaru_deployments_get", flow="brief", tag="canary")
+        out["stable"] = await s.call("kitaru_deployments_tag", flow="brief", version=2, tag="stable")
+        out["untagged"] = await s.call("kitaru_deployments_untag", flow="brief", version=2, tag="canary")
+        out["protected"] = await s.error("kitaru_deployments_delete", flow="brief", version=1)
+        out["listed"] = await s.call("kitaru_deployments_list", flow="brief")
+        out["deleted"] = await s.call("kitaru_deployments_delete", flow="brief", version=2)
+        out["after"] = await s.call("kitaru_deployments_list")
+        out["missing"] = await s.error("kitaru_deployments_get", flow="brief", tag="canary")
+        out["bad_inputs"] = await s.error("kitaru_deployments_invoke", flow="brief",
+                                          inputs={"subject": "x"})
+        return out
+
+    out = asyncio.run(_in_process(body))
+    assert (out["v1"]["version"], out["v1"]["tags"]) == (1, {"default": True})
+    assert out["v1"]["defaults"] == {"topic": "one"} and out["v1"]["stack_components"]["registry"]
+    assert "stack_spec" not in out["v1"]
+    assert (out["v2"]["version"], out["v2"]["tags"]) == (2, {"canary": True})
+    assert out["v2"]["options"]["retries"] == 1
+    assert out["default"]["version"] == 1 and out["canary"]["version"] == 2
+    assert out["stable"]["tags"] == {"canary": True, "stable": False}
+    assert out["untagged"]["tags"] == {"stable": False}
+    assert "holds exclusive tag(s) default" in out["protected"]
+    assert [d["version"] for d in out["listed"]] == [1, 2]
+    assert out["deleted"] == {"flow": "brief", "version": 2, "deleted": True}
+    assert [d["version"] for d in out["after"]] == [1]
+    assert "canary" in out["missing"]
+    assert "subject" in out["bad_inputs"]
 
 
 def test_memory_tools_write_read_and_keep_history() -> None:
@@ -212,18 +268,18 @@ def test_run_refuses_a_bad_target_before_recording_anything(tmp_path: Path) -> N
     plain = tmp_path / "plain.py"
     plain.write_text("def brief(topic):\n    return topic\n")
     for target, words in [
-        ("no-colon", "<module_or_file>:<flow_name>"),
-        (f"{tmp_path / 'missing.py'}:brief", "not a Python file"),
-        (f"{plain}:brief", "not a @flow"),
-        (f"{plain}:other", "no attribute 'other'"),
-        ("kitaru_no_such_module:brief", "cannot import module"),
+        ("no-colon", "is not `path/to/file.py:flow`"),
+        (f"{tmp_path / 'missing.py'}:brief", "does not exist"),
+        (f"{plain}:brief", "is not a @flow"),
+        (f"{plain}:other", "has no 'other'"),
+        ("kitaru_no_such_module:brief", "cannot import"),
         (f"{BRIEF}", None),
     ]:
         if words is None:
             with pytest.raises(server.KitaruError, match="can't take these inputs"):
                 server.kitaru_executions_run(target, args={"subject": "x"})
             continue
-        with pytest.raises(server.KitaruError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(server.KitaruError, match=re.escape(words)):
             server.kitaru_executions_run(target)
     assert KitaruClient().executions.list() == []
 
@@ -271,6 +327,13 @@ def test_kitaru_mcp_over_stdio_runs_a_flow_through_its_wait(tmp_path: Path, kita
             out["saved"] = await s.call("kitaru_artifacts_list", exec_id=eid, kind="saved")
             out["summary"] = await s.call("kitaru_artifacts_get",
                                           artifact_id=out["saved"][0]["artifact_id"])
+            await s.call("kitaru_deployments_deploy", target=BRIEF, inputs={"ask": False})
+            invoked = await s.call("kitaru_deployments_invoke", flow="brief",
+                                   inputs={"topic": "deployed"})
+            out["invoked"] = invoked
+            out["deployed_run"] = await s.until(
+                "kitaru_executions_get", lambda e: e["status"] not in ("running", "waiting"),
+                "the deployed run's end", exec_id=invoked["exec_id"])
         return out
 
     out = asyncio.run(main())
@@ -281,3 +344,6 @@ def test_kitaru_mcp_over_stdio_runs_a_flow_through_its_wait(tmp_path: Path, kita
     assert [c["call_id"] for c in out["done"]["checkpoints"]] == ["research#1", "publish#1"]
     assert "researching stdio" in out["logs"]
     assert out["summary"]["value"] == {"topic": "stdio", "approved": True}
+    assert (out["invoked"]["version"], out["invoked"]["tag"]) == (1, "default")
+    assert out["deployed_run"]["status"] == "completed", out["deployed_run"]["failure"]
+    assert [c["call_id"] for c in out["deployed_run"]["checkpoints"]] == ["research#1", "publish#1"]

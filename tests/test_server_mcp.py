@@ -76,6 +76,7 @@ def test_mcp_tools_run_within_the_keys_scope_on_the_servers_stack(app, tokens: d
             async with mcp_session("http://testserver/mcp", tokens["operator"], app=app) as s:
                 out["written"] = await s.call("kitaru_memory_set", key="k", value=1, scope="team")
                 out["secret"] = await s.error("kitaru_secrets_create", name="s", values={"a": "b"})
+                out["deploy"] = await s.error("kitaru_deployments_deploy", target="flows.py:brief")
                 out["inputs"] = [await s.error("kitaru_executions_input", exec_id="abc", wait="go",
                                                value=True) for _ in range(3)]
         return out
@@ -87,7 +88,7 @@ def test_mcp_tools_run_within_the_keys_scope_on_the_servers_stack(app, tokens: d
     assert "needs an API key with the 'operator' scope; this key has 'read'" in out["cancel"]
     assert "'operator' scope" in out["set"]
     assert out["written"]["version"] == 1
-    assert "'admin' scope" in out["secret"]
+    assert "'admin' scope" in out["secret"] and "'admin' scope" in out["deploy"]
     assert ["too many inputs" in m for m in out["inputs"]] == [False, False, True]
     assert "abc" in out["inputs"][0]
 

@@ -220,7 +220,7 @@ def kitaru_executions_run(
     launches, so it goes on after this server stops."""
     import inspect
 
-    from kitaru.mcp.targets import load_flow_target
+    from kitaru.flow_targets import load_flow_target
     from kitaru_core.errors import FlowInputError
     from kitaru_core.runtime import service
     from kitaru_core.runtime.handover import launch_and_confirm
@@ -270,11 +270,9 @@ def kitaru_executions_input(exec_id: str, wait: str, value: Any = None) -> dict[
 
 @tool("operator")
 def kitaru_executions_abort_wait(exec_id: str, wait: str) -> dict[str, Any]:
-    """Abort one pending wait without cancelling its execution."""
-    raise ToolUnavailableError(
-        "kitaru_executions_abort_wait is not available on this version of kitaru (waits can't "
-        "be aborted yet); answer the wait with kitaru_executions_input or cancel the execution"
-    )
+    """Abort one pending wait without an input and without cancelling its execution: the
+    flow's `wait()` raises `WaitAbortedError` (it may catch it and go on; else it fails)."""
+    return current_client().executions.abort_wait(exec_id, wait=wait).to_dict()
 
 
 @tool("operator")
@@ -463,7 +461,7 @@ def kitaru_executions_diff(original: str, executions: list[str] | None = None) -
     raise _unavailable("kitaru_executions_diff", "execution diffs")
 
 
-@tool("operator")
+@tool("admin")
 def kitaru_deployments_deploy(
     target: str,
     inputs: dict[str, Any] | None = None,
@@ -474,8 +472,19 @@ def kitaru_deployments_deploy(
     cache: bool | None = None,
     retries: int | None = None,
 ) -> dict[str, Any]:
-    """Deploy a new version of the flow `target` (`<module_or_file>:<flow_name>`)."""
-    raise _unavailable("kitaru_deployments_deploy", "deployments")
+    """Deploy the flow `target` (`<module_or_file>:<flow_name>`) as its next version: an
+    immutable snapshot of its code, stack and defaults (`inputs`), tagged `tag` (`default`,
+    always exclusive, routes invocations that name no tag; `exclusive` moves another tag here
+    from any other version). `image` is a base image or `kitaru.ImageSettings` fields."""
+    from kitaru.deployments import DEFAULT_TAG
+
+    if inputs is not None and not isinstance(inputs, dict):
+        raise InvalidValueError(f"inputs must be a JSON object of flow inputs, not {type(inputs).__name__}")
+    deployment = current_client().deployments.deploy(
+        target, inputs=inputs, tags={tag: exclusive or tag == DEFAULT_TAG}, stack=stack,
+        image=image, cache=cache, retries=retries,
+    )
+    return _deployment(deployment)
 
 
 @tool("operator")
@@ -485,38 +494,59 @@ def kitaru_deployments_invoke(
     tag: str | None = None,
     inputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Start an execution of a deployed flow by version or tag (default: the `default` tag)."""
-    raise _unavailable("kitaru_deployments_invoke", "deployments")
+    """Start an execution of a deployed flow: the version `version`, else the one tagged
+    `tag`, else the `default` one, with `inputs` over its deployed defaults. It runs the
+    snapshot's code through the deployment's stack; returns the new `exec_id` at once."""
+    from kitaru.deployments import DEFAULT_TAG
+
+    if inputs is not None and not isinstance(inputs, dict):
+        raise InvalidValueError(f"inputs must be a JSON object of flow inputs, not {type(inputs).__name__}")
+    deployments = current_client().deployments
+    found = deployments.get(flow=flow, version=version, tag=tag)  # pinned: a tag moved meanwhile
+    handle = deployments.invoke(flow=found.flow, version=found.version, inputs=inputs)  # can't race
+    return {"exec_id": handle.exec_id, "flow": found.flow, "version": found.version,
+            "tag": None if version is not None else tag or DEFAULT_TAG, "status": handle.status.value}
 
 
 @tool("read")
 def kitaru_deployments_list(flow: str | None = None) -> list[dict[str, Any]]:
-    """Every deployment version, optionally of one flow."""
-    raise _unavailable("kitaru_deployments_list", "deployments")
+    """Every deployment version (of `flow`, if given), by flow then version, with its tags."""
+    return [_deployment(d) for d in current_client().deployments.list(flow=flow)]
 
 
 @tool("read")
 def kitaru_deployments_get(flow: str, version: int | None = None, tag: str | None = None) -> dict[str, Any]:
-    """One deployment of a flow by version or tag (default: the `default` tag)."""
-    raise _unavailable("kitaru_deployments_get", "deployments")
+    """One deployment version of a flow: by `version`, else by `tag`, else the `default` one."""
+    return _deployment(current_client().deployments.get(flow=flow, version=version, tag=tag))
 
 
 @tool("admin")
 def kitaru_deployments_delete(flow: str, version: int) -> dict[str, Any]:
-    """Delete one deployment version (not one an exclusive tag points at)."""
-    raise _unavailable("kitaru_deployments_delete", "deployments")
+    """Delete one deployment version (refused while it holds an exclusive tag: move it first)."""
+    current_client().deployments.delete(flow=flow, version=version)
+    return {"flow": flow, "version": version, "deleted": True}
 
 
-@tool("operator")
+@tool("admin")
 def kitaru_deployments_tag(flow: str, version: int, tag: str, exclusive: bool = False) -> dict[str, Any]:
-    """Attach (or with `exclusive`, move) a tag to one deployment version."""
-    raise _unavailable("kitaru_deployments_tag", "deployments")
+    """Put `tag` on one deployment version; `exclusive` moves it here from any other version
+    (a promotion, or a rollback)."""
+    return _deployment(current_client().deployments.tag(flow=flow, version=version, tag=tag,
+                                                        exclusive=exclusive))
 
 
-@tool("operator")
+@tool("admin")
 def kitaru_deployments_untag(flow: str, version: int, tag: str) -> dict[str, Any]:
-    """Remove a tag from one deployment version."""
-    raise _unavailable("kitaru_deployments_untag", "deployments")
+    """Take `tag` off one deployment version (`default` can't be removed, only moved)."""
+    return _deployment(current_client().deployments.untag(flow=flow, version=version, tag=tag))
+
+
+def _deployment(deployment: Any) -> dict[str, Any]:
+    """A deployment for the agent: its stack's flavors instead of the frozen spec (whose
+    config may hold credentials written literally)."""
+    data = deployment.to_dict()
+    data["stack_components"] = _components(data.pop("stack_spec", None) or {})
+    return data
 
 
 @tool("admin")

@@ -409,9 +409,12 @@ def continued_after_input(stack: Stack, record: ExecutionRecord) -> str | None:
 # -- waits ---------------------------------------------------------------------------------
 
 
-def answer(stack: Stack, exec_id: str, wait_name: str | None, value: Any) -> tuple[ExecutionRecord, str]:
-    """Validate and record an input for a pending wait; (record, the wait's full name)."""
-    from .waits import validate_input
+def answer(
+    stack: Stack, exec_id: str, wait_name: str | None, value: Any, *, abort: bool = False
+) -> tuple[ExecutionRecord, str]:
+    """Validate and record an input for a pending wait; (record, the wait's full name).
+    `abort` records the wait as aborted instead (its `wait()` raises `WaitAbortedError`)."""
+    from .waits import ABORTED, validate_input
 
     registry = stack.registry
     record = registry.get_execution(exec_id)
@@ -439,14 +442,15 @@ def answer(stack: Stack, exec_id: str, wait_name: str | None, value: Any) -> tup
                 f"execution {record.exec_id} has no pending wait {wait_name!r}; pending: {names}"
             )
         wait = matches[0]
-    stored = validate_input(wait, value)
+    stored = ABORTED if abort else validate_input(wait, value)
     if not registry.answer_wait(record.exec_id, wait.name, stored):
         raise WaitInputError(f"wait {wait.name!r} of execution {record.exec_id} was answered already")
     return record, wait.name
 
 
 def give_input(
-    stack: Stack, exec_id: str, wait_name: str | None, value: Any, *, resume: bool = True
+    stack: Stack, exec_id: str, wait_name: str | None, value: Any, *, resume: bool = True,
+    abort: bool = False,
 ) -> tuple[str, Handover]:
     """Answer a pending wait and see that the execution continues (unless `resume` is False).
 
@@ -455,7 +459,7 @@ def give_input(
     """
     from .handover import Handover, after_input
 
-    record, name = answer(stack, exec_id, wait_name, value)
+    record, name = answer(stack, exec_id, wait_name, value, abort=abort)
     if not resume:
         return name, Handover("left", stack.registry.get_execution(record.exec_id))
     return name, after_input(stack, record.exec_id)

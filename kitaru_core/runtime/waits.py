@@ -8,13 +8,16 @@ import sys
 import time
 from typing import Any
 
-from ..errors import WaitInputError
+from ..errors import WaitAbortedError, WaitInputError
 from ..records import WaitRecord
 from .execution import FlowSuspended, require_flow_context
 
 _POLL_SECONDS = 0.2
 _PROMPT_CHECK_SECONDS = 0.2  # how often a prompt checks for a suspension or an answer
 _NO_SCHEMA = object()
+#: What an aborted wait records as its answer: `wait()` raises `WaitAbortedError` on reading it
+#: (a resume or a replay of the execution reads it again, and raises again).
+ABORTED = {"__kitaru_wait_aborted__": True}
 
 
 def wait(
@@ -44,7 +47,7 @@ def wait(
     if recorded is None:
         recorded = _record(ctx, wait_id, seq, question, schema, timeout, metadata)
     if recorded.status == "answered":
-        return _coerce(schema, recorded.value)
+        return _result(wait_id, schema, recorded.value)
     deadline = None if timeout is None else time.monotonic() + timeout
     _set_status(ctx, "waiting", "running")
     ctx.at_wait = wait_id
@@ -53,9 +56,17 @@ def wait(
         if prompted is not _NO_SCHEMA:
             _set_status(ctx, "running", "waiting")
             return prompted
-        return _coerce(schema, _poll(ctx, wait_id, deadline))
+        return _result(wait_id, schema, _poll(ctx, wait_id, deadline))
     finally:
         ctx.at_wait = None
+
+
+def _result(wait_id: str, schema: Any, value: Any) -> Any:
+    """The answer as the flow gets it; `WaitAbortedError` for an aborted wait."""
+    if value == ABORTED:
+        raise WaitAbortedError(f"wait {wait_id!r} was aborted: it has no input; catch "
+                               "kitaru.errors.WaitAbortedError in the flow to go on without it")
+    return _coerce(schema, value)
 
 
 def _poll(ctx: Any, wait_id: str, deadline: float | None) -> Any:

@@ -3,7 +3,7 @@
 A request without a valid API key is refused with 401 before MCP sees it; a tool call is
 refused (as a tool error naming the scope it needs) when the key's scope is below the
 tool's (`kitaru.mcp.server.TOOLS`): read tools need `read`, the others `operator` or
-`admin`. Answers to waits (`kitaru_executions_input`) share the REST API's rate limit.
+`admin`. Answers to waits and started runs share the REST API's per-key rate limit.
 
 The transport is stateless with JSON responses: each POST is answered on its own, so the
 server needs no session affinity behind a load balancer (several replicas of the Helm
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .state import ServerState
 
 PATH = "/mcp"
+#: Tools that share the REST API's per-key rate limit of answers to waits and invocations.
+RATE_LIMITED = frozenset({"kitaru_executions_input", "kitaru_executions_abort_wait",
+                          "kitaru_executions_run", "kitaru_deployments_invoke"})
 _PRINCIPAL = "kitaru.principal"
 
 
@@ -103,7 +106,7 @@ class _Endpoint:
 
 class _ScopeCheck:
     """MCP server middleware: a tool call runs only within its key's scope, on this server's
-    client; answers to waits are rate limited per key."""
+    client; answers to waits and started runs are rate limited per key."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -122,7 +125,7 @@ class _ScopeCheck:
         if principal is None or not allows(principal.scope, needed):
             have = "no key" if principal is None else f"this key has {principal.scope!r}"
             return _refusal(f"{name} needs an API key with the {needed!r} scope; {have}")
-        if name == "kitaru_executions_input":
+        if name in RATE_LIMITED:
             wait = self.state.limiter.take(principal.key_id or "local")
             if wait:
                 return _refusal(f"too many inputs; retry in {wait:.1f} s")
