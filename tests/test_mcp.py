@@ -20,7 +20,7 @@ KITARU_TOOLS = {
     "kitaru_status", "kitaru_stacks_list",
     *(f"kitaru_executions_{n}" for n in (
         "list", "get", "latest", "run", "cancel", "input", "resume", "retry", "replay",
-        "abort_wait", "statistics", "diff")),
+        "abort_wait", "statistics", "diff", "diff_matrix")),
     "get_execution_logs", "kitaru_artifacts_list", "kitaru_artifacts_get",
     *(f"kitaru_deployments_{n}" for n in ("deploy", "invoke", "list", "get", "delete", "tag", "untag")),
     "kitaru_secrets_create", "kitaru_secrets_list",
@@ -198,6 +198,58 @@ def test_statistics_group_and_measure_executions() -> None:
     assert len(out["by_day"]["groups"]) == 1 and out["by_day"]["groups"][0]["execution_count"] == 2
     assert "colour" in out["bad"] and "time:day" in out["bad"]
     assert "no tags" in out["tags"]
+
+
+def test_diff_tools_compare_an_execution_with_its_replay() -> None:
+    from kitaru import KitaruClient
+
+    done = _brief().run("diffs", ask=False)
+    done.wait(timeout=TIMEOUT)
+    replay = KitaruClient().executions.replay(
+        done.exec_id, at="research", checkpoint_overrides={"research": {"output": "other notes"}},
+        wait=True).results[0].replay_exec_id
+
+    async def body(s: Session) -> dict[str, Any]:
+        return {
+            "diff": await s.call("kitaru_executions_diff", original=done.exec_id[:8]),
+            "named": await s.call("kitaru_executions_diff", original=done.exec_id,
+                                  executions=[replay]),
+            "matrix": await s.call("kitaru_executions_diff_matrix", exec_ids=[done.exec_id]),
+            "alone": await s.error("kitaru_executions_diff", original=replay),
+        }
+
+    out = asyncio.run(_in_process(body))
+    (diff,) = out["diff"]["diffs"]
+    assert out["diff"]["original"] == done.exec_id and (diff["a"], diff["b"]) == (done.exec_id, replay)
+    assert diff["replay"] is True and diff["first_difference"] == "research#1"
+    research = next(c for c in diff["checkpoints"] if c["call_id"] == "research#1")
+    assert research["status"] == "changed" and "other notes" in research["artifacts"][0]["diff"]
+    assert out["named"]["diffs"] == out["diff"]["diffs"]
+    assert out["matrix"]["diff_matrix"]["exec_ids"] == [done.exec_id, replay]
+    assert "has no replays" in out["alone"]
+
+
+def test_secret_tools_create_and_list_without_values() -> None:
+    async def body(s: Session) -> dict[str, Any]:
+        return {
+            "made": await s.call("kitaru_secrets_create", name="openai", values={"API_KEY": "sk-123"}),
+            "again": await s.error("kitaru_secrets_create", name="openai", values={"API_KEY": "sk-4"}),
+            "other": await s.call("kitaru_secrets_create", name="search", values={"TOKEN": "t-9"}),
+            "first": await s.call("kitaru_secrets_list", size=1),
+            "second": await s.call("kitaru_secrets_list", page=2, size=1),
+            "past": await s.call("kitaru_secrets_list", page=3, size=1),
+            "bad": await s.error("kitaru_secrets_list", page=0),
+            "not_text": await s.error("kitaru_secrets_create", name="n", values={"J": 1}),
+        }
+
+    out = asyncio.run(_in_process(body))
+    assert out["made"]["name"] == "openai" and out["made"]["keys"] == ["API_KEY"]
+    assert out["made"]["keys_known"] is True
+    assert "exists" in out["again"]
+    assert [s["name"] for s in out["first"] + out["second"]] == ["openai", "search"]
+    assert out["past"] == [] and "page=0" in out["bad"]
+    assert "sk-123" not in json.dumps(out) and "t-9" not in json.dumps(out)
+    assert "values.J" in out["not_text"] and "string" in out["not_text"]  # the tool's schema
 
 
 def test_deployment_tools_deploy_tag_and_route(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from kitaru_core.errors import InvalidValueError, KitaruError
+from kitaru_core.errors import InvalidStateError, InvalidValueError, KitaruError
 
 if TYPE_CHECKING:
     from kitaru.client import Artifact, KitaruClient
@@ -37,10 +37,6 @@ TOOLS: dict[str, tuple[Callable[..., Any], Scope]] = {}
 MAX_VALUE_CHARS = 256 * 1024
 
 _CLIENT: ContextVar[KitaruClient | None] = ContextVar("kitaru_mcp_client", default=None)
-
-
-class ToolUnavailableError(KitaruError):
-    """A tool whose feature this version of kitaru does not have."""
 
 
 def tool(scope: Scope) -> Callable[[_F], _F]:
@@ -331,6 +327,31 @@ def kitaru_executions_statistics(
     return out
 
 
+@tool("read")
+def kitaru_executions_diff(original: str, executions: list[str] | None = None) -> dict[str, Any]:
+    """Compare an original execution with others (default: its replays), each checkpoint by
+    checkpoint: `same`, `changed`, `only_in_a` or `only_in_b`, a unified text/JSON diff of
+    every artifact that differs, and model usage deltas (other minus original)."""
+    from kitaru.diffs import replays_of
+
+    api = current_client().executions
+    base = api.get(original).exec_id
+    compared = list(executions or []) or replays_of(api, base)
+    if not compared:
+        raise InvalidValueError(f"execution {base} has no replays; name the executions to compare "
+                                "it with (`executions`)")
+    return {"available": True, "operation": "diff", "original": base,
+            "diffs": [api.diff(base, other).to_dict() for other in compared]}
+
+
+@tool("read")
+def kitaru_executions_diff_matrix(exec_ids: list[str]) -> dict[str, Any]:
+    """Several executions against the first (the baseline), checkpoint by checkpoint, with
+    each pair's counts and usage deltas; one id alone: it against its replays."""
+    return {"available": True, "operation": "diff_matrix",
+            "diff_matrix": current_client().executions.diff_matrix(exec_ids).to_dict()}
+
+
 # -- artifacts -----------------------------------------------------------------------------------
 
 
@@ -445,20 +466,7 @@ def kitaru_memory_history(key: str, scope: str,
     return [e.to_dict() for e in current_client().memory.history(key, scope=_scope(scope, scope_type))]
 
 
-# -- features this version does not have yet -------------------------------------------------------
-
-
-def _unavailable(tool_name: str, feature: str) -> ToolUnavailableError:
-    return ToolUnavailableError(
-        f"{tool_name} is not available on this version of kitaru ({feature} are not part of it "
-        "yet); upgrade kitaru to use it"
-    )
-
-
-@tool("read")
-def kitaru_executions_diff(original: str, executions: list[str] | None = None) -> dict[str, Any]:
-    """Compare an original execution against its replays: which checkpoints differ, and how."""
-    raise _unavailable("kitaru_executions_diff", "execution diffs")
+# -- deployments -------------------------------------------------------------------------------------
 
 
 @tool("admin")
@@ -549,16 +557,39 @@ def _deployment(deployment: Any) -> dict[str, Any]:
     return data
 
 
+# -- secrets -------------------------------------------------------------------------------------------
+
+
 @tool("admin")
-def kitaru_secrets_create(name: str, values: dict[str, Any], private: bool = False) -> dict[str, Any]:
-    """Create a secret; returns its metadata, never its values."""
-    raise _unavailable("kitaru_secrets_create", "secrets")
+def kitaru_secrets_create(name: str, values: dict[str, str], private: bool = False) -> dict[str, Any]:
+    """Create secret `name` with `values` (key -> string), sealed in the registry; returns its
+    metadata, never its values. Refused if it exists (`kitaru secrets set` changes one).
+    `private` is accepted for Kitaru 0.21's signature: kitaru's secrets have no visibility."""
+    from kitaru_core.errors import SecretNotFoundError
+
+    secrets = current_client().secrets
+    try:
+        secrets.get(name)
+    except SecretNotFoundError:
+        return _secret(secrets.set(name, values))
+    raise InvalidStateError(f"secret {name!r} exists; change it with `kitaru secrets set {name} "
+                            "--KEY=value` (the MCP server creates secrets, never changes them)")
 
 
-@tool("operator")
+@tool("read")
 def kitaru_secrets_list(page: int = 1, size: int = 20) -> list[dict[str, Any]]:
-    """Secrets' names and key names, a page at a time; never their values."""
-    raise _unavailable("kitaru_secrets_list", "secrets")
+    """Secrets' names and key names, `size` a page (pages past the end are empty); never values."""
+    for label, number in (("page", page), ("size", size)):
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise InvalidValueError(f"{label}={number!r} is not a count; give 1 or more")
+    found = current_client().secrets.list()
+    return [_secret(s) for s in found[(page - 1) * size: page * size]]
+
+
+def _secret(secret: Any) -> dict[str, Any]:
+    """A secret's metadata, with Kitaru 0.21's fields (`keys_known`, `has_missing_values`)."""
+    return {**secret.to_dict(), "visibility": "public", "keys_known": True,
+            "has_missing_values": False}
 
 
 # -- helpers ---------------------------------------------------------------------------------------
