@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import kitaru_server.keys as key_module
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -117,13 +119,18 @@ def test_whoami_names_the_key(app, tokens: dict[str, str]) -> None:
     assert me["account"] == "ci" and me["scope"] == "operator" and me["key_id"]
 
 
-def test_expired_rotated_deleted_and_deactivated_keys_are_refused(app, keys: KeyStore) -> None:
+def test_expired_rotated_deleted_and_deactivated_keys_are_refused(
+    app, keys: KeyStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     http = TestClient(app)
     keys.create_account("bot")
-    key, token = keys.create_key("bot", scope="read", expires_at=time.time() + 0.3)
+    key, token = keys.create_key("bot", scope="read", expires_at=time.time() + 3600)
     assert http.get("/api/v1/executions", headers=bearer(token)).status_code == 200
-    time.sleep(0.4)
+    # the key store's clock moves past the expiry (a real sleep races a loaded machine)
+    later = time.time() + 3601
+    monkeypatch.setattr(key_module, "time", SimpleNamespace(time=lambda: later))
     expired = http.get("/api/v1/executions", headers=bearer(token))
+    monkeypatch.undo()
     assert expired.status_code == 401 and "expired" in expired.json()["detail"]
 
     key, old = keys.create_key("bot", scope="read")
