@@ -143,7 +143,8 @@ class Deployment(_Model):
         source = body.get("source") or {}
         return cls(
             deployment_id=doc.name, flow=body["flow"], version=int(body["version"]), tags=tags,
-            created_at=_dt(doc.created_at), entrypoint=f"{entry.get('module')}:{entry.get('qualname')}",
+            created_at=_dt(doc.created_at),
+            entrypoint=f"{entry.get('import_name') or entry.get('module')}:{entry.get('qualname')}",
             code_package=(body.get("code") or {}).get("package", ""),
             stack=(body.get("stack") or {}).get("name"), stack_spec=body.get("stack") or {},
             python=body.get("python", ""), packages=dict(body.get("packages") or {}),

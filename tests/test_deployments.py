@@ -169,6 +169,29 @@ def test_racing_deploys_get_distinct_versions(project: Path, client: KitaruClien
     assert DeploymentStore(client._stack.registry).tags("racer")["tags"] == {"default": {"1": True}}
 
 
+def test_concurrent_tag_changes_are_all_kept(project: Path, client: KitaruClient) -> None:
+    deploy(project)
+    deploy(project)
+    api = client.deployments
+    errors: list[BaseException] = []
+
+    def label(n: int) -> None:
+        try:
+            api.tag(flow="greeter", version=1 + n % 2, tag=f"label-{n}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=label, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    on_v1 = sorted(api.get(flow="greeter", version=1).tags)
+    assert on_v1 == ["default"] + [f"label-{n}" for n in (0, 2, 4, 6)]
+    assert sorted(api.get(flow="greeter", version=2).tags) == [f"label-{n}" for n in (1, 3, 5, 7)]
+
+
 def test_selectors_and_inputs_are_checked_before_anything_is_recorded(
     project: Path, client: KitaruClient,
 ) -> None:

@@ -3,6 +3,8 @@ unpacks the package from the store), and after a wait suspended it and an input 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,3 +49,35 @@ def test_a_resume_after_a_wait_runs_the_deployed_code(tmp_path: Path, client: Ki
     assert handle.wait(timeout=60) == "one" and out.read_text() == "one:yes"
     record = client._stack.registry.get_execution(handle.exec_id)
     assert record.flow_ref["deployment"] == {"flow": "approver", "version": 1}
+
+
+SCRIPT = '''\
+from kitaru import checkpoint, flow
+
+
+@checkpoint
+def times(x: int) -> int:
+    return x * 10
+
+
+@flow
+def scripted(x: int = 1) -> int:
+    return times(x)
+
+
+if __name__ == "__main__":
+    print(scripted.deploy(x=4, tags=["prod"]).entrypoint)
+'''
+
+
+@pytest.mark.slow
+def test_a_flow_deployed_from_a_script_runs_from_its_snapshot(tmp_path: Path, client: KitaruClient) -> None:
+    script = tmp_path / "tool.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "tool:scripted"
+    script.write_text(SCRIPT.replace("x * 10", "x * 99"))
+    assert client.deployments.invoke(flow="scripted", tag="prod").wait(timeout=60) == 40
+    assert client.deployments.invoke(flow="scripted", inputs={"x": 2}).wait(timeout=60) == 20
