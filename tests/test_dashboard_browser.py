@@ -265,6 +265,15 @@ def test_every_page_renders_and_is_saved_as_a_screenshot(
     until(browser, lambda d: "production" in flow_card.text and "v1" in flow_card.text, "the version")
     assert "deployed agents" in flow_card.text  # its defaults
     shoot(browser, shots, "10-deployments")
+    # invoke the version tagged production: the snapshot runs with its deployed defaults
+    Select(flow_card.find_element(By.CSS_SELECTOR, "form.invoke select")).select_by_value("tag:production")
+    flow_card.find_element(By.CSS_SELECTOR, "form.invoke button[type=submit]").click()
+    find(browser, "form.invoke .ok a").click()
+    until(browser, lambda d: d.find_element(By.ID, "app").get_attribute("data-status") == "completed",
+          "the invocation to complete")
+    until(browser, lambda d: "Report on deployed agents" in d.find_element(By.ID, "flow-io").text,
+          "the invocation's result")
+    assert "dashboard_demo v1" in find(browser, "#summary").text
 
     assert console_errors(browser) == []
     assert sorted(p.name for p in shots.iterdir()) == [

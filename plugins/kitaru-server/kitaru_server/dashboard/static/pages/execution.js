@@ -67,6 +67,7 @@ function renderSummary(x) {
       ['Duration', fmtDuration(spanS)],
       ['Stack', x.stack_name],
       ['Owner', x.owner],
+      ['Deployment', x.deployment ? h('a', { href: '/dashboard/deployments' }, `${x.deployment.flow} v${x.deployment.version}`) : null],
       ['Replay of', x.original_exec_id ? h('a', { href: `/dashboard/executions/${encodeURIComponent(x.original_exec_id)}` }, shortId(x.original_exec_id)) : null],
       ['Checkpoints', String(x.checkpoints.length)],
       ['Model usage', usageLine(x.usage)],
