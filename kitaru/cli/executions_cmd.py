@@ -260,6 +260,28 @@ def _continue(exec_id: str, mode: str, background: bool, output: Format) -> None
         raise typer.Exit(1)
 
 
+@app.command("abort-wait")
+def abort_wait(
+    exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
+    wait: str = typer.Option(..., "--wait", "-w", help="The pending wait's name."),
+    output: Format = OutputOption,
+) -> None:
+    """Abort a pending wait without an input (the execution is not cancelled).
+
+    The flow's `wait()` raises `kitaru.errors.WaitAbortedError`: a flow that catches it goes
+    on without the input, else the execution fails. It continues as after an input.
+    """
+    from kitaru_core.runtime import service
+
+    name, done = service.give_input(_client()._stack, exec_id, wait, None, abort=True)
+    record = done.record
+    if output == Format.json:
+        print_json({"exec_id": record.exec_id, "wait": name, "aborted": True,
+                    "continued": done.outcome, "status": record.status})
+        return
+    typer.echo(f"aborted wait {name!r} of {record.exec_id}; the execution continues "
+               f"({done.outcome}); follow with `kitaru executions logs {record.exec_id} --follow`")
+
 @app.command("resume")
 def resume(
     exec_id: str = typer.Argument(..., help="Execution id (or a unique prefix)."),
