@@ -60,22 +60,39 @@ def _public_fields(cls: type) -> tuple[str, ...]:
     return names
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(obj: Any) -> Any:
     """`obj` as plain JSON-able data, in one pass: dataclasses (their private fields left
     out, not copied: a built stack), dicts (keys starting with `_` left out), lists, times."""
-    if obj is None or type(obj) in (str, int, float, bool):
+    # Dispatch on the exact type first: a server answers every read with this walk, and an
+    # execution of a few dozen calls is hundreds of values.
+    kind = type(obj)
+    if kind in _PLAIN:
         return obj
+    names = _FIELDS.get(kind)
+    if names is not None:
+        return {name: v if type(v) in _PLAIN else _jsonable(v)
+                for name in names for v in (getattr(obj, name),)}
+    if kind is dict:
+        return {k: v if type(v) in _PLAIN else _jsonable(v) for k, v in obj.items()
+                if not (type(k) is str and k.startswith("_"))}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _PLAIN else _jsonable(v) for v in obj]
     if isinstance(obj, ExecutionStatus):
         return obj.value
     if isinstance(obj, datetime):
         return obj.isoformat()
+    if isinstance(obj, str | int | float):  # bool is an int
+        return obj
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()
                 if not (isinstance(k, str) and k.startswith("_"))}
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
     if is_dataclass(obj) and not isinstance(obj, type):
-        return {name: _jsonable(getattr(obj, name)) for name in _public_fields(type(obj))}
+        return {name: _jsonable(getattr(obj, name)) for name in _public_fields(kind)}
     return obj
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +42,17 @@ def build_server(*, middleware: Sequence[Any] = ()) -> MCPServer:
         ) from None
     import kitaru
 
-    server = MCPServer("kitaru", version=kitaru.__version__, instructions=INSTRUCTIONS,
-                       middleware=list(middleware))
+    # The SDK configures the root logger (a rich handler at INFO) when a server is made; the
+    # process that embeds it (the kitaru server, a user's app) keeps its own logging: a rich
+    # render of every INFO line cost the server more than its requests.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        server = MCPServer("kitaru", version=kitaru.__version__, instructions=INSTRUCTIONS,
+                           middleware=list(middleware))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
     for name, (fn, scope) in TOOLS.items():
         read_only = scope == "read"
         server.add_tool(
