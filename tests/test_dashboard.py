@@ -6,6 +6,7 @@ browser's request without the token; artifact previews render text, JSON, markdo
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -95,6 +96,10 @@ def test_pages_need_a_login_and_keep_the_key_in_a_signed_strict_cookie(app, toke
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie
     assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
     assert token not in cookie.split(";")[0]  # signed and encoded, not the plain key
+    # nor readable by decoding it: the payload (before the signature) holds the key encrypted
+    payload = cookie.split(";")[0].split("=", 1)[1].split(".")[0]
+    decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    assert token.encode() not in decoded and token.split("_")[-1].encode() not in decoded
     page = http.get("/dashboard/executions/abc")
     assert page.status_code == 200 and 'data-exec="abc"' in page.text
     assert "web (operator)" in page.text and "/dashboard/static/pages/execution.js" in page.text

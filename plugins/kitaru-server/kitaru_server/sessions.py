@@ -2,7 +2,9 @@
 
 The login form takes an API key; the server keeps it in a cookie signed with the server's
 session secret (`HttpOnly`: page scripts can't read it; `SameSite=Strict`: other sites'
-requests don't carry it; `Secure` over HTTPS) next to a random CSRF token. A request that
+requests don't carry it; `Secure` over HTTPS) next to a random CSRF token. The key is
+encrypted in the cookie (AES-256-GCM under a key derived from the session secret), so a copy
+of the cookie value (a proxy's log, a screenshot of the browser's storage) does not show it. A request that
 carries the cookie and no `Authorization` header is authenticated with the key inside it,
 verified like a bearer key on every request (a deleted, rotated or expired key ends the
 session), and when it changes state (any method but GET/HEAD/OPTIONS) it must also send the
@@ -17,7 +19,10 @@ the cookie) needs that token too, so a web page can't drive the local server. Pr
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from fastapi import HTTPException, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from starlette.responses import Response
 
 COOKIE = "kitaru_session"
@@ -37,6 +43,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: every replica of a server over one registry accepts the same cookies, across restarts.
 SECRET_KIND = "server-secret"
 SECRET_NAME = "dashboard-sessions"
+_AAD = b"kitaru-dashboard-session"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class SessionSigner:
     def __init__(self, secret: Callable[[], str], max_age: float) -> None:
         self._secret = secret
         self._serializer: URLSafeTimedSerializer | None = None
+        self._cipher: AESGCM | None = None
         self.max_age = max_age
 
     @property
@@ -67,8 +75,35 @@ class SessionSigner:
             self._serializer = URLSafeTimedSerializer(self._secret(), salt="kitaru-dashboard-session")
         return self._serializer
 
+    @property
+    def cipher(self) -> AESGCM:
+        if self._cipher is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            key = hashlib.sha256(("kitaru-dashboard-cookie-key:" + self._secret()).encode()).digest()
+            self._cipher = AESGCM(key)
+        return self._cipher
+
+    def _seal(self, token: str | None) -> str | None:
+        if token is None:
+            return None
+        nonce = os.urandom(12)
+        sealed = self.cipher.encrypt(nonce, token.encode(), _AAD)
+        return base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def _open(self, value: object) -> str | None:
+        if not isinstance(value, str):
+            return None
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            raw = base64.urlsafe_b64decode(value.encode())
+            return self.cipher.decrypt(raw[:12], raw[12:], _AAD).decode()
+        except (InvalidTag, ValueError):
+            return None
+
     def dumps(self, session: Session) -> str:
-        return self.serializer.dumps({"t": session.token, "c": session.csrf})
+        return self.serializer.dumps({"t": self._seal(session.token), "c": session.csrf})
 
     def loads(self, value: str | None) -> Session | None:
         if not value:
@@ -79,8 +114,7 @@ class SessionSigner:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("c"), str):
             return None
-        token = data.get("t")
-        return Session(token if isinstance(token, str) else None, data["c"])
+        return Session(self._open(data.get("t")), data["c"])
 
 
 def registry_secret(registry: object) -> Callable[[], str]:
