@@ -53,3 +53,19 @@ def test_an_uncaught_abort_fails_the_execution_and_a_retry_raises_again() -> Non
     assert again.status.value == "failed" and "was aborted" in again.failure["message"]
     with pytest.raises(WaitInputError, match="no pending wait"):
         client.executions.abort_wait(handle.exec_id, wait="approve")
+
+
+def test_the_rest_route_aborts_a_wait(kitaru_home) -> None:
+    from fastapi.testclient import TestClient
+    from kitaru_server.app import create_app
+    from kitaru_server.settings import ServerSettings
+
+    http = TestClient(create_app(ServerSettings(single_user=True)), raise_server_exceptions=False)
+    handle = gate.run(True)
+    _pending(handle.exec_id)
+    missing = http.post(f"/api/v1/executions/{handle.exec_id}/waits/other/abort")
+    assert missing.status_code == 422 and "no pending wait 'other'" in missing.json()["detail"]
+    done = http.post(f"/api/v1/executions/{handle.exec_id}/waits/approve/abort")
+    assert done.status_code == 200, done.text
+    assert handle.wait(timeout=TIMEOUT) == "nobody answered"
+    assert [w["status"] for w in KitaruClient().executions.get(handle.exec_id).waits] == ["answered"]

@@ -69,6 +69,14 @@ def answer_wait(request: Request, exec_id: str, wait: str, value: Any = Body(Non
     return _client(request).executions.input(exec_id, wait=wait, value=value).to_dict()
 
 
+@router.post("/{exec_id}/waits/{wait}/abort",
+             dependencies=[require("operator"), Depends(rate_limited)])
+def abort_wait(request: Request, exec_id: str, wait: str, resume: bool = True) -> dict[str, Any]:
+    """Abort pending wait `wait` without an answer: the flow's `wait()` raises
+    `WaitAbortedError` (it may catch it and go on); the execution continues unless `resume=false`."""
+    return _client(request).executions.abort_wait(exec_id, wait=wait, resume=resume).to_dict()
+
+
 @router.post("/{exec_id}/resume", dependencies=[require("operator")])
 def resume(request: Request, exec_id: str) -> dict[str, Any]:
     """Continue a waiting execution, or a running one whose runner died (in the background)."""
