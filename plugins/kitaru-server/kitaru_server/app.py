@@ -18,6 +18,7 @@ from .routes import (
     executions,
     health,
     memory,
+    registry,
     secrets,
     stacks,
     statistics,
@@ -32,8 +33,8 @@ API = "/api/v1"
 ROUTERS = (
     (health.router, ""), (executions.router, API), (auth.router, API), (stacks.router, API),
     (statistics.router, API), (execution_events.router, API), (artifacts.router, API),
-    (memory.router, API),
-    (deployments.router, API), (diffs.router, API), (secrets.router, API),
+    (memory.router, API), (deployments.router, API), (diffs.router, API), (secrets.router, API),
+    (registry.router, API),
 )
 
 
