@@ -167,7 +167,7 @@ def test_no_arguments_prints_help(cli):
 BAD_STACK_COMMANDS = {
     "yaml-syntax": (["stack", "register", "{dir}/syntax.yaml"], "syntax.yaml: YAML syntax error at line"),
     "unknown-key": (["stack", "validate", "{dir}/key.yaml"], "unknown key 'registri'"),
-    "unknown-flavor": (["stack", "register", "{dir}/flavor.yaml"], "kitaru-server plugin"),
+    "unknown-flavor": (["stack", "register", "{dir}/flavor.yaml"], "unknown registry flavor 'couch'"),
     "wrong-type": (["stack", "register", "{dir}/type.yaml"], "busy_timeout: expected float, got 'soon'"),
     "set-unknown": (["stack", "set", "nowhere"], "no stack named 'nowhere'"),
     "delete-active": (["stack", "delete", "shop"], "stack 'shop' is active"),
@@ -179,7 +179,7 @@ BAD_STACK_COMMANDS = {
 def test_bad_stack_input_in_a_real_process(case: str, tmp_path: Path, kitaru_home: Path):
     (tmp_path / "syntax.yaml").write_text("name: shop\nregistry: {flavor: sqlite\n")
     (tmp_path / "key.yaml").write_text("name: shop\nregistri: {flavor: sqlite}\n")
-    (tmp_path / "flavor.yaml").write_text("name: shop\nregistry: {flavor: server}\n")
+    (tmp_path / "flavor.yaml").write_text("name: shop\nregistry: {flavor: couch}\n")
     (tmp_path / "type.yaml").write_text(
         "name: shop\nregistry: {flavor: sqlite, config: {busy_timeout: soon}}\n"
     )

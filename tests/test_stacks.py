@@ -362,13 +362,15 @@ BAD_FILES = {
     "unknown-config-key": ("name: shop\nregistry: {flavor: sqlite, config: {busy_time: 3}}\n",
                            ["`registry.config`", "unknown key 'busy_time'",
                             "allowed keys: path, busy_timeout"]),
-    "unknown-flavor": ("name: shop\nregistry: {flavor: server}\n",
-                       ["`registry.flavor`", "unknown registry flavor 'server'",
-                        "installed registry flavors: postgres, sqlite",
-                        "kitaru-server plugin"]),
+    # `couch` stands for a flavor of ours whose plugin is not installed (the test adds it to
+    # KNOWN_FLAVOR_PACKAGES: every plugin of ours is installed here).
+    "unknown-flavor": ("name: shop\nregistry: {flavor: couch}\n",
+                       ["`registry.flavor`", "unknown registry flavor 'couch'",
+                        "installed registry flavors: postgres, server, sqlite",
+                        "kitaru-couch plugin"]),
     "unknown-flavor-no-hint": ("name: shop\nregistry: {flavor: mongo}\n",
                                ["unknown registry flavor 'mongo'",
-                                "installed registry flavors: postgres, sqlite"]),
+                                "installed registry flavors: postgres, server, sqlite"]),
     "wrong-config-type": ("name: shop\nregistry: {flavor: sqlite, config: {busy_timeout: soon}}\n",
                           ["`registry.config` of flavor 'sqlite'", "busy_timeout",
                            "expected float", "got 'soon'"]),
@@ -422,8 +424,12 @@ def registered_state(home: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_bad_stack_file_is_refused_with_a_clear_message(
-    case: str, cli, registered_shop: Path, tmp_path: Path, kitaru_home: Path
+    case: str, cli, registered_shop: Path, tmp_path: Path, kitaru_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ):
+    from kitaru_core.plugins import manager
+
+    monkeypatch.setitem(manager.KNOWN_FLAVOR_PACKAGES, ("registry", "couch"), "kitaru-couch")
     text, expected = BAD_FILES[case]
     bad = write(tmp_path / f"{case}.yaml", text)
     before = registered_state(kitaru_home)
