@@ -37,6 +37,16 @@ def postgres_server(request: pytest.FixtureRequest) -> Any:
         yield server
 
 
+@pytest.fixture(scope="session")
+def kitaru_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real `kitaru server start` on 127.0.0.1 over a SQLite registry for this session (one
+    per xdist worker), with API keys of every scope (tests/services/kitaru_server.py)."""
+    from services.kitaru_server import running_server
+
+    with running_server(tmp_path_factory.mktemp("kitaru-server")) as server:
+        yield server
+
+
 @pytest.fixture
 def postgres_url(postgres_server: Any) -> str:
     """The URL of a new, empty database on the session's PostgreSQL server."""

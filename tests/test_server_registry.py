@@ -14,11 +14,10 @@ from services.kitaru_server import KitaruServer, running_server
 from kitaru_core.testing import RegistryConformance
 
 
-@pytest.fixture(scope="session")
-def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KitaruServer]:
-    """One server over a SQLite registry for the session."""
-    with running_server(tmp_path_factory.mktemp("kitaru-server")) as server:
-        yield server
+@pytest.fixture
+def sqlite_server(kitaru_server: KitaruServer) -> KitaruServer:
+    """The session's server over a SQLite registry (conftest)."""
+    return kitaru_server
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """Command groups other distributions add to `kitaru` (entry point group `kitaru.cli`).
 
-`kitaru server ...` and `kitaru auth ...` come from kitaru-server. Their names are listed
-here so `kitaru --help` shows them and start-up reads no package metadata; the entry point
-is looked up only when such a command runs, and a missing distribution is a one-line error
-saying what to install.
+`kitaru server ...`, `kitaru auth ...`, `kitaru login` and `kitaru logout` come from
+kitaru-server. Their names are listed here so `kitaru --help` shows them and start-up reads
+no package metadata; the entry point is looked up only when such a command runs, and a
+missing distribution is a one-line error saying what to install.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ GROUP = "kitaru.cli"
 KNOWN: dict[str, tuple[str, str]] = {
     "server": ("Run the kitaru server (REST API over this stack's registry).", "kitaru[server]"),
     "auth": ("Service accounts and API keys of a kitaru server.", "kitaru[server]"),
+    "login": ("Log in to a kitaru server: keep an API key, register its stack.", "kitaru[server]"),
+    "logout": ("Forget the API key of a kitaru server.", "kitaru[server]"),
 }
 
 
