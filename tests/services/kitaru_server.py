@@ -86,14 +86,19 @@ def _make_keys(home: Path, registry: str | None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, *, registry: str | None = None,
-                   env: dict[str, str] | None = None) -> Iterator[KitaruServer]:
-    """`kitaru server start` on a free port until the block ends (then SIGTERM)."""
+def running_server(root: Path, *, registry: str | None = None, env: dict[str, str] | None = None,
+                   recovery_interval: float = 0) -> Iterator[KitaruServer]:
+    """`kitaru server start` on a free port until the block ends (then SIGTERM).
+
+    Recovery sweeps are off unless `recovery_interval` is set: the records tests write (fake
+    owners, runners that resume from the test) are theirs alone.
+    """
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True)
     tokens = _make_keys(home, registry)
     port = free_port()
-    args = [sys.executable, "-m", "kitaru.cli.main", "server", "start", "--port", str(port)]
+    args = [sys.executable, "-m", "kitaru.cli.main", "server", "start", "--port", str(port),
+            "--recovery-interval", str(recovery_interval)]
     if registry:
         args += ["--registry", registry]
     log = root / "server.log"
