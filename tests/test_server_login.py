@@ -55,6 +55,10 @@ def test_login_keeps_the_key_in_a_0600_file_and_registers_the_stack(
     assert token not in stack_file.read_text()
     shown = run_cli("status")
     assert shown.returncode == 0 and name in shown.stdout
+    from kitaru.cli.flow_cmd import curl_command  # a deploy's curl example names this server
+
+    assert curl_command("f", tag="production").split()[4] == (
+        f"{kitaru_server.url}/api/v1/deployments/f/invoke")
 
     clear_stack_cache()
     handle = doubled.run(21)

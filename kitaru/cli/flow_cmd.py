@@ -69,10 +69,28 @@ def _show(d: Any, output: Format, note: str | None = None) -> None:
         typer.echo(note)
 
 
+def _server_url() -> str:
+    """KITARU_SERVER_URL, else the server the active stack records to (a `kitaru login`
+    stack: registry flavor `server`), else `kitaru server start`'s default address."""
+    env = os.environ.get("KITARU_SERVER_URL")
+    if env:
+        return env
+    try:
+        from kitaru_core.stack import StackStore, resolve_stack_name
+
+        registry = StackStore().get(resolve_stack_name()).get("registry") or {}
+        url = (registry.get("config") or {}).get("url")
+        if registry.get("flavor") == "server" and isinstance(url, str) and "://" in url:
+            return url
+    except Exception:  # an unreadable stack only loses the guess; the default stays useful
+        pass
+    return DEFAULT_SERVER_URL
+
+
 def curl_command(flow: str, *, version: int | None = None, tag: str | None = None,
                  inputs: dict[str, Any] | None = None) -> str:
     """A curl command that invokes a deployment through the server's REST API."""
-    base = os.environ.get("KITARU_SERVER_URL", DEFAULT_SERVER_URL).rstrip("/")
+    base = _server_url().rstrip("/")
     body: dict[str, Any] = {"inputs": inputs or {}}
     if version is not None:
         body["version"] = version
