@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from conftest import run_cli
 from e2e_flows.harness import FLOWS, Processes, wait_for_execution
@@ -26,12 +23,6 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 TIMEOUT = 60
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -64,19 +55,8 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     assert made.returncode == 0, made.stderr
     token = json.loads(run_cli("auth", "api-keys", "create", "web", "--scope", "operator",
                                "-o", "json").stdout)["token"]
-    port = free_port()
     with Processes(tmp_path / "logs") as procs:
-        proc = procs.python("-m", "kitaru.cli.main", "server", "start", "--port", str(port), cwd=tmp_path)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, procs.output(proc)
-            time.sleep(0.1)
+        proc, base = procs.server(cwd=tmp_path, timeout=TIMEOUT)
         yield {"base": base, "token": token, "procs": procs, "proc": proc}
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import socket
-import time
 from pathlib import Path
 
 import httpx
@@ -72,20 +71,8 @@ def test_waits_answered_over_http_complete_the_flow(tmp_path: Path) -> None:
                                "-o", "json").stdout)["token"]
     workdir = tmp_path / "work"
     workdir.mkdir()
-    port = free_port()
     with Processes(tmp_path / "logs") as procs:
-        server = procs.python("-m", "kitaru.cli.main", "server", "start", "--port", str(port),
-                              cwd=tmp_path)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, procs.output(server)
-            time.sleep(0.1)
+        server, base = procs.server(cwd=tmp_path)
 
         code, out = procs.finish(procs.python(str(FLOWS / "review_flow.py"), str(workdir), "0.3",
                                               cwd=FLOWS))

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +20,6 @@ from e2e_flows.harness import Processes
 from kitaru_server.app import create_app
 from kitaru_server.settings import ServerSettings
 from test_mcp import BRIEF, KITARU_TOOLS, Session
-from test_server_cli import free_port
 
 
 @pytest.fixture
@@ -98,20 +96,8 @@ def test_mcp_over_http_against_a_server_process_runs_a_flow_through_its_wait(tmp
     assert run_cli("auth", "service-accounts", "create", "agent").returncode == 0
     made = run_cli("auth", "api-keys", "create", "agent", "--scope", "operator", "-o", "json")
     token = json.loads(made.stdout)["token"]
-    port = free_port()
     with Processes(tmp_path / "logs") as procs:
-        server = procs.python("-m", "kitaru.cli.main", "server", "start", "--port", str(port),
-                              cwd=tmp_path)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, procs.output(server)
-            time.sleep(0.1)
+        server, base = procs.server(cwd=tmp_path)
         assert httpx.post(f"{base}/mcp", json={}).status_code == 401
 
         async def main() -> dict[str, Any]:

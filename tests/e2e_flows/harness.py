@@ -60,6 +60,28 @@ class Processes:
         """Start `kitaru ARGS` in the background (use conftest.run_cli to run one to its end)."""
         return self.python("-m", "kitaru.cli.main", *args, cwd=cwd)
 
+    def server(self, *args: str, cwd: Path, timeout: float = TIMEOUT) -> tuple[subprocess.Popen[bytes], str]:
+        """Start `kitaru server start ARGS` on a free port; return it and its base URL once its
+        `/ready` answers 200 (the test fails with the server's output if it exits first)."""
+        import socket
+
+        import httpx
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        proc = self.kitaru("server", "start", "--port", str(port), *args, cwd=cwd)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    return proc, base
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, self.output(proc)
+            time.sleep(0.1)
+
     def output(self, proc: subprocess.Popen[bytes]) -> str:
         log = next(log for p, log in self._started if p is proc)
         return log.read_text(errors="replace")
