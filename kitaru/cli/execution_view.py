@@ -62,7 +62,7 @@ def render(e: Any, *, calls: int | None, full: bool) -> None:
     if e.original_exec_id:
         _field(out, "replay of", e.original_exec_id)
     if getattr(e, "deployment", None):
-        _field(out, "deployment", f"{e.deployment['flow']} v{e.deployment['version']}")
+        _field(out, "deployed", f"{e.deployment['flow']} v{e.deployment['version']}")
     if getattr(e, "options", None):
         _field(out, "options", ", ".join(f"{k}={v}" for k, v in e.options.items()))
     _value(out, "inputs", e.inputs_artifact, full, as_call=True)
