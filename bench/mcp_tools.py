@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import _free_port, _record
+from server import _record, running_server
 
 
 async def _rate(call: Callable[[], Awaitable[Any]], seconds: float) -> float:
@@ -96,29 +95,9 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="kitaru-bench-mcp-"))
     os.environ["KITARU_HOME"] = str(home)
     os.environ["KITARU_INTERACTIVE"] = "0"
-    import httpx
 
     exec_id = _record(args.checkpoints)
-    cli = [sys.executable, "-m", "kitaru.cli.main"]
-    subprocess.run([*cli, "auth", "service-accounts", "create", "bench"], capture_output=True, check=True)
-    token = json.loads(subprocess.run([*cli, "auth", "api-keys", "create", "bench", "--scope", "read",
-                                       "-o", "json"], capture_output=True, text=True,
-                                      check=True).stdout)["token"]
-    port = _free_port()
-    server = subprocess.Popen([*cli, "server", "start", "--port", str(port), "--recovery-interval", "0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+    with running_server() as (base, token):
         rounds = asyncio.run(_measure(args, exec_id, base, token))
         result: dict[str, Any] = {"checkpoints": args.checkpoints, "seconds": args.seconds}
         for name in ("direct", "rest", "mcp_http", "mcp_stdio"):
@@ -127,9 +106,6 @@ def main() -> None:
             result[f"ratio_{name}_to_direct"] = statistics.median(r[name] / r["direct"] for r in rounds)
         result["ratio_mcp_http_to_rest"] = statistics.median(r["mcp_http"] / r["rest"] for r in rounds)
         print(json.dumps(result, indent=2))
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ nothing; 0.5: half the rate). Not a test: it asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,38 @@ def _record(checkpoints: int) -> str:
     handle = bench_flow.run(checkpoints)
     handle.wait()
     return handle.exec_id
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[tuple[str, str]]:
+    """`kitaru server start` (no recovery sweeps) on a free port of this kitaru home, with a
+    new `read` key, once `/ready` answers: (base URL, key). Stopped on exit."""
+    import httpx
+
+    cli = [sys.executable, "-m", "kitaru.cli.main"]
+    subprocess.run([*cli, "auth", "service-accounts", "create", "bench"], capture_output=True, check=True)
+    token = json.loads(subprocess.run([*cli, "auth", "api-keys", "create", "bench", "--scope", "read",
+                                       "-o", "json"], capture_output=True, text=True,
+                                      check=True).stdout)["token"]
+    port = _free_port()
+    server = subprocess.Popen([*cli, "server", "start", "--port", str(port), "--recovery-interval", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the server did not start")
+            time.sleep(0.2)
+        yield base, token
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def _rate(call: Any, seconds: float, threads: int) -> float:
@@ -93,29 +127,7 @@ def main() -> None:
     from kitaru import KitaruClient
 
     exec_id = _record(args.checkpoints)
-    made = subprocess.run([sys.executable, "-m", "kitaru.cli.main", "auth", "service-accounts",
-                           "create", "bench"], capture_output=True, text=True, check=True)
-    del made
-    token = json.loads(subprocess.run(
-        [sys.executable, "-m", "kitaru.cli.main", "auth", "api-keys", "create", "bench", "--scope",
-         "read", "-o", "json"], capture_output=True, text=True, check=True).stdout)["token"]
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "kitaru.cli.main", "server", "start", "--port", str(port),
-         "--recovery-interval", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+    with running_server() as (base, token):
         client = KitaruClient()
         client.executions.get(exec_id)
 
@@ -150,9 +162,6 @@ def main() -> None:
             "ratio_range": [min(ratios), max(ratios)],
         }
         print(json.dumps(result, indent=2))
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 if __name__ == "__main__":

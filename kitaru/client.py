@@ -13,7 +13,7 @@ from kitaru_core.errors import InvalidStateError, InvalidValueError
 from kitaru_core.ids import quoted
 from kitaru_core.records import ArtifactRecord, CallRecord, ExecutionRecord, WaitRecord
 from kitaru_core.runtime import housekeeping, service, watchdog
-from kitaru_core.runtime.artifacts import read_value
+from kitaru_core.runtime.artifacts import read_bytes, read_value
 from kitaru_core.runtime.housekeeping import DeleteResult, GcReport, HealthReport
 from kitaru_core.runtime.owner import describe_owner
 from kitaru_core.runtime.watchdog import RunnerCheck
@@ -137,6 +137,11 @@ class Artifact(_Model):
         """The artifact's value."""
         assert self._stack is not None and self._record is not None
         return read_value(self._stack.artifact_store, self._record)
+
+    def load_bytes(self) -> bytes:
+        """The artifact's serialized bytes, as stored (`serializer` says how to read them)."""
+        assert self._stack is not None and self._record is not None
+        return read_bytes(self._stack.artifact_store, self._record)
 
 
 
@@ -486,6 +491,12 @@ class ExecutionsAPI:
         if exec_id is not None:
             return [watchdog.recover(self._stack, exec_id)]
         return watchdog.sweep(self._stack)
+
+    def orphaned(self) -> list[Execution]:
+        """Running executions nobody continues: no launched runner, the owner gone and its
+        lease expired, no recorded reason a resume can't go on (resume them to continue)."""
+        records = self._stack.registry.list_executions(status=ExecutionStatus.RUNNING.value)
+        return [_summary(r) for r in records if watchdog.orphaned(r)]
 
     def delete(
         self,

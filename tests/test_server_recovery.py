@@ -63,7 +63,7 @@ def _ready(base: str) -> bool:
 
 
 def test_orphaned_means_running_with_its_owner_gone_and_no_launched_runner() -> None:
-    from kitaru_server.recovery import orphaned
+    from kitaru_core.runtime.watchdog import orphaned
 
     now = time.time()
     dead = "another-host:1:1"  # another machine's owner: judged by its lease

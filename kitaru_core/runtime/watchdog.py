@@ -77,6 +77,31 @@ def candidate(record: ExecutionRecord) -> bool:
     return not (failure.get("resume_failed") and failure.get("launch") == record.runner.get("launch"))
 
 
+#: Seconds a running execution created without an owner (for a launcher to claim) is left
+#: to its launcher before it counts as orphaned.
+UNCLAIMED_GRACE_SECONDS = 60.0
+
+
+def orphaned(record: ExecutionRecord, now: float | None = None) -> bool:
+    """A running execution with no launched runner whose owner is gone and whose owner's
+    lease expired, and whose last resume recorded no reason it cannot continue: a
+    `flow.run()` whose process was killed, which nobody will continue unless resumed.
+
+    The lease (`KITARU_LEASE_SECONDS`, 30 s by default), not the owner's death alone: a
+    person who saw the runner crash has that long to resume it themselves first.
+    """
+    if record.status != _RUNNING or record.runner is not None:
+        return False
+    now = time.time() if now is None else now
+    if owner_is_alive(record.owner, record.lease_expires, now):
+        return False
+    if record.owner is None:
+        expired = now - (record.created_at or 0.0) >= UNCLAIMED_GRACE_SECONDS
+    else:
+        expired = record.lease_expires is None or record.lease_expires <= now
+    return expired and not (record.failure or {}).get("resume_failed")
+
+
 def check(
     stack: Stack,
     record: ExecutionRecord,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from kitaru_core.runtime.artifacts import read_bytes
+from kitaru.client import Artifact
 
 from ..keys import AuthError, Principal
 from ..security import LOCAL_ADMIN, require
@@ -161,6 +161,11 @@ def _record(request: Request, artifact_id: str) -> Any:
     return request.app.state.kitaru.stack.registry.get_artifact(artifact_id)
 
 
+def _bytes(request: Request, record: Any) -> bytes:
+    """The artifact's serialized bytes (inline in its record, or its blob)."""
+    return Artifact.of(record, request.app.state.kitaru.stack).load_bytes()
+
+
 @router.get("/dashboard/api/artifacts/{artifact_id}/preview", dependencies=[require("read")])
 def artifact_preview(request: Request, artifact_id: str) -> JSONResponse:
     """What the dashboard shows of an artifact's value (see `previews`)."""
@@ -170,7 +175,7 @@ def artifact_preview(request: Request, artifact_id: str) -> JSONResponse:
     if record.size > PREVIEW_LIMIT:
         return JSONResponse({**info, "kind": "large",
                              "note": f"{record.size} bytes: too large to preview here"})
-    data = read_bytes(request.app.state.kitaru.stack.artifact_store, record)
+    data = _bytes(request, record)
     return JSONResponse({**info, **preview(record, data).to_dict()})
 
 
@@ -180,7 +185,7 @@ def artifact_image(request: Request, artifact_id: str) -> Response:
     record = _record(request, artifact_id)
     if record.serializer != "bytes":
         return JSONResponse({"error": "NotAnImage", "detail": "this artifact is not an image"}, 404)
-    data = read_bytes(request.app.state.kitaru.stack.artifact_store, record)
+    data = _bytes(request, record)
     media = image_type(data)
     if media is None:
         return JSONResponse({"error": "NotAnImage", "detail": "this artifact is not an image"}, 404)
