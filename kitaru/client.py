@@ -84,8 +84,6 @@ def _jsonable(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, datetime):
         return obj.isoformat()
-    if isinstance(obj, str | int | float):  # bool is an int
-        return obj
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()
                 if not (isinstance(k, str) and k.startswith("_"))}
