@@ -37,6 +37,7 @@ from kitaru_core.records import (
     WaitRecord,
 )
 
+from . import prepared
 from .config import PostgresRegistryConfig
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -122,6 +123,28 @@ def _fused_save_call(n_artifacts: int) -> str:
         )
     prefix = ("WITH " + ", ".join(parts) + " ") if parts else ""
     return prefix + _INSERT_CALL
+
+
+_CALL_ENCODERS = (
+    prepared.text, prepared.text, prepared.text, prepared.integer, prepared.text, prepared.text,
+    prepared.integer, prepared.double, prepared.double, prepared.text, prepared.jsonb,
+    prepared.text, prepared.jsonb,
+)  # _CALL_COLS
+_FUSED_ART_ENCODERS = (
+    prepared.text,  # the name, for its version counter
+    prepared.text, prepared.text, prepared.text, prepared.text, prepared.text, prepared.text,
+    prepared.text, prepared.integer, prepared.text, prepared.double, prepared.jsonb,
+    prepared.bytea,
+)  # then `_art_row`: _ART_COLS without version
+
+
+@functools.cache
+def _fused_statement(n_artifacts: int) -> prepared.PreparedStatement:
+    """`_fused_save_call(n_artifacts)`, prepared and sent through libpq (see `prepared`)."""
+    return prepared.PreparedStatement(
+        f"kitaru_save_call_{n_artifacts}", _fused_save_call(n_artifacts),
+        _FUSED_ART_ENCODERS * n_artifacts + _CALL_ENCODERS,
+    )
 
 
 class RegistryUnavailableError(KitaruError):
@@ -372,16 +395,29 @@ class PostgresRegistry(Registry):
         logs: Sequence[LogChunk] = (),
         metadata: Sequence[MetadataEntry] = (),
     ) -> None:
-        row = self._call_row(call)
         names = [a.name for a in artifacts]
         if not logs and not metadata and len(names) <= _MAX_FUSED and len(set(names)) == len(names):
             # The hot path (a call with its output, nothing printed): one statement, so one
             # round trip and one implicit transaction, artifact versions counted server-side.
-            params: list[Any] = []
+            values: list[Any] = []
             for a in artifacts:
-                params += [a.name, *self._art_row(a)]
-            self._write(_fused_save_call(len(artifacts)), [*params, *row])
+                values += (a.name, a.artifact_id, a.exec_id, a.name, a.direction, a.key,
+                           a.serializer, a.type_name, a.size, a.call_id, a.created_at,
+                           a.metadata, a.data)
+            values += (call.exec_id, call.call_id, call.name, call.seq, call.status, call.type,
+                       call.attempts, call.started_at, call.ended_at, call.output_artifact,
+                       call.error, call.cache_key, call.task)
+            statement = _fused_statement(len(artifacts))
+            with self._pool.connection() as conn:
+                if statement.run(conn, values):
+                    return
+                # Not run: psycopg's own path runs it again and raises its typed error.
+                params: list[Any] = []
+                for a in artifacts:
+                    params += [a.name, *self._art_row(a)]
+                conn.execute(statement.sql, [*params, *self._call_row(call)])
             return
+        row = self._call_row(call)
         with self._tx() as conn:
             if logs:
                 conn.execute(_LOCK_EXEC_LOGS, (call.exec_id,))
