@@ -82,12 +82,22 @@ def test_recording_the_failure_fails_too_then_the_execution_is_resumable(monkeyp
     assert _result(handle.exec_id) == "did one, did two"
 
 
-def test_reading_the_record_fails_as_the_run_starts_then_it_is_failed_not_running(monkeypatch):
+def test_reading_the_record_fails_as_a_retry_starts_then_it_is_failed_not_running(monkeypatch):
+    # A run started here reads nothing back (it has just written its record); a retry or
+    # resume starts by reading the calls recorded so far.
+    calls.clear()
     with monkeypatch.context() as m:
-        _fail_on(m, "get_calls")
+        _fail_on(m, "save_call", when=lambda call, *a, **k: call.call_id == "step#2"
+                 and call.status == "completed")
         handle = two_steps.run()
-        with pytest.raises(FlowFailedError, match="injected into get_calls"):
+        with pytest.raises(FlowFailedError):
             handle.wait()
-    assert _state(handle.exec_id)[0] == ExecutionStatus.FAILED.value
+    with monkeypatch.context() as m:
+        reads = _fail_on(m, "get_calls")
+        KitaruClient().executions.retry(handle.exec_id, background=False)
+    assert reads == [0]  # the injected failure was met: the retry's first read of its record
+    e = KitaruClient().executions.get(handle.exec_id)
+    assert e.status.value == ExecutionStatus.FAILED.value
+    assert "injected into get_calls" in str(e.failure)
     KitaruClient().executions.retry(handle.exec_id, background=False)
     assert _result(handle.exec_id) == "did one, did two"

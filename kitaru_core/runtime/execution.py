@@ -162,7 +162,9 @@ class ReplayPlan:
 class ExecutionContext:
     """State of one execution while its flow body runs in this process."""
 
-    def __init__(self, record: ExecutionRecord, stack: Stack, owner: str) -> None:
+    def __init__(
+        self, record: ExecutionRecord, stack: Stack, owner: str, *, fresh: bool = False
+    ) -> None:
         self.record = record
         self.exec_id = record.exec_id
         self.stack = stack
@@ -171,12 +173,13 @@ class ExecutionContext:
         self.inline_limit = self.registry.inline_limit
         self.owner = owner
         self.started_at = time.time()
-        calls = self.registry.get_calls(self.exec_id)
+        calls = [] if fresh else self.registry.get_calls(self.exec_id)
         self.calls: dict[str, CallRecord] = {c.call_id: c for c in calls}
         self.completed_by_seq: dict[int, str] = {
             c.seq: c.call_id for c in calls if c.status == CallStatus.COMPLETED.value
         }
-        self.waits = {w.name: w for w in self.registry.get_waits(self.exec_id)}
+        waits = [] if fresh else self.registry.get_waits(self.exec_id)
+        self.waits = {w.name: w for w in waits}
         self.waits_by_seq = {w.seq: w.name for w in self.waits.values()}
         self.replay = ReplayPlan(self, record.replay) if record.replay else None
         self._seq = 0
@@ -823,17 +826,20 @@ def run_flow_body(
     owner: str,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    *,
+    fresh: bool = False,
 ) -> Any:
     """Run the flow body to its end, a suspension or a failure, and record the outcome.
 
     Returns the flow's result; raises FlowSuspended when a wait timed out, and the
-    flow's own exception when it failed (after recording it).
+    flow's own exception when it failed (after recording it). `fresh`: this process
+    has just created the execution, so it has no calls or waits to read.
     """
     from . import termination
 
     registry = stack.registry
     try:
-        ctx = ExecutionContext(record, stack, owner)
+        ctx = ExecutionContext(record, stack, owner, fresh=fresh)
     except BaseException as exc:  # the record could not even be read: nothing ran
         _abandon(registry, record.exec_id, owner, exc)
         raise

@@ -23,7 +23,7 @@ from ..errors import (
     TaskError,
     WaitInputError,
 )
-from ..records import ExecutionRecord
+from ..records import ArtifactRecord, ExecutionRecord
 from ..status import CallStatus, ExecutionStatus
 from .artifacts import new_id, read_value, write_value
 from .execution import FlowSuspended, run_flow_body
@@ -70,6 +70,25 @@ def create_execution(
 
     `flow_ref` says where its code is when not where `flow.fn` was defined (a deployment's
     snapshot, see `kitaru.deploy_snapshot`)."""
+    return _record_execution(
+        flow, stack, args, kwargs, owner=owner, original_exec_id=original_exec_id,
+        replay=replay, exec_id=exec_id, flow_ref=flow_ref,
+    )[0]
+
+
+def _record_execution(
+    flow: FlowSpec,
+    stack: Stack,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    owner: str | None,
+    original_exec_id: str | None = None,
+    replay: dict[str, Any] | None = None,
+    exec_id: str | None = None,
+    flow_ref: dict[str, Any] | None = None,
+) -> tuple[ExecutionRecord, ArtifactRecord]:
+    """`create_execution`, also returning the inputs' artifact as recorded."""
     registry = stack.registry
     exec_id = exec_id or new_id()
     inputs = write_value(
@@ -94,7 +113,7 @@ def create_execution(
     )
     # One transaction: an execution recorded without its inputs could never be resumed.
     registry.create_execution(record, artifacts)
-    return record
+    return record, inputs
 
 
 def _flow_ref(flow: FlowSpec, stack: Stack) -> dict[str, Any]:
@@ -121,10 +140,14 @@ def flow_for_record(record: ExecutionRecord, stack: Stack, flow: FlowSpec | None
     return flow.with_options(load_options(record, stack))
 
 
-def load_inputs(record: ExecutionRecord, stack: Stack) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def load_inputs(
+    record: ExecutionRecord, stack: Stack, inputs: ArtifactRecord | None = None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The flow's arguments as recorded; `inputs` is the record's inputs artifact when the
+    caller has just written it (read from it as a resume would, without a registry read)."""
     if record.inputs_artifact is None:
         return (), {}
-    art = stack.registry.get_artifact(record.inputs_artifact)
+    art = inputs if inputs is not None else stack.registry.get_artifact(record.inputs_artifact)
     data = read_value(stack.artifact_store, art)
     return tuple(data.get("args", ())), dict(data.get("kwargs", {}))
 
@@ -132,14 +155,20 @@ def load_inputs(record: ExecutionRecord, stack: Stack) -> tuple[tuple[Any, ...],
 class InProcessRun:
     """A flow body running in a thread of this process (the local orchestrator's way)."""
 
-    def __init__(self, record: ExecutionRecord, stack: Stack, flow: FlowSpec) -> None:
+    def __init__(
+        self, record: ExecutionRecord, stack: Stack, flow: FlowSpec,
+        inputs: ArtifactRecord | None = None,
+    ) -> None:
         self.record = record
         self.stack = stack
         self.flow = flow
         self.result: Any = None
         self.error: BaseException | None = None
         self.suspended = False
-        args, kwargs = load_inputs(record, stack)
+        # Just created here: its inputs are the artifact in hand, and it has no calls or
+        # waits yet, so the body starts without reading the record back.
+        self._fresh = inputs is not None
+        args, kwargs = load_inputs(record, stack, inputs)
         self._thread = threading.Thread(
             target=self._run, args=(args, kwargs), name=f"kitaru-flow-{record.exec_id[:8]}"
         )
@@ -151,7 +180,8 @@ class InProcessRun:
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
             self.result = run_flow_body(
-                self.record, self.stack, self.flow, self.record.owner or self_owner(), args, kwargs
+                self.record, self.stack, self.flow, self.record.owner or self_owner(), args, kwargs,
+                fresh=self._fresh,
             )
         except FlowSuspended:
             self.suspended = True
@@ -189,8 +219,8 @@ def start_run(
     termination.install()
     orchestrator = stack.orchestrator
     if orchestrator.in_process:
-        record = create_execution(flow, stack, args, kwargs, owner=self_owner(), **extra)
-        return record, InProcessRun(record, stack, flow).start()
+        record, inputs = _record_execution(flow, stack, args, kwargs, owner=self_owner(), **extra)
+        return record, InProcessRun(record, stack, flow, inputs).start()
     record = create_execution(flow, stack, args, kwargs, owner=None, **extra)
     launch(record, stack, "resume")
     return record, None
