@@ -1,13 +1,15 @@
-"""The `postgres` registry's checkpoint statement, sent through libpq with its own encoders.
+"""The `postgres` registry's checkpoint statement and its artifact version sequences.
 
 The Registry kit covers the record's semantics; these check what the hand-encoded path
-could get wrong: every value type reads back exactly, a failing statement still raises
-psycopg's typed error and leaves the connection usable, and a statement deallocated on
-the server is prepared again.
+could get wrong (every value type reads back exactly, a failing statement still raises
+psycopg's typed error and leaves the connection usable, a statement deallocated on the
+server is prepared again) and how versions are numbered by a sequence per name (a database
+from before them continues its counters; a sequence dropped meanwhile is made again).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +87,9 @@ def test_a_failing_statement_raises_psycopgs_typed_error(registry: PostgresRegis
     registry.save_call(CallRecord(exec_id, "step#2", "step", 2, "completed"),
                        [_artifact(exec_id, "out")])
     assert [c.call_id for c in registry.get_calls(exec_id)] == ["step#1", "step#2"]
-    assert [a.version for a in registry.list_artifacts(exec_id=exec_id)] == [1, 2]
+    # The failed write took version numbers: versions stay unique and increasing, with a gap.
+    versions = [a.version for a in registry.list_artifacts(exec_id=exec_id)]
+    assert versions[0] == 1 and versions[1] > 2
 
 
 def test_a_statement_deallocated_on_the_server_is_prepared_again(
@@ -103,3 +107,52 @@ def test_a_statement_deallocated_on_the_server_is_prepared_again(
                            [_artifact(exec_id, "out")])
     assert [c.seq for c in registry.get_calls(exec_id)] == [1, 2, 3]
     assert "kitaru_save_call_1" in _prepared_here(registry)
+
+
+def test_versions_continue_from_a_database_that_counted_them_in_a_table(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    from kitaru_postgres import schema
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # schema 4, as released
+        conn.execute("CREATE TABLE kitaru_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO kitaru_schema VALUES (4)")
+        for statements in schema.MIGRATIONS[:4]:
+            for stmt in statements:
+                conn.execute(stmt)
+        conn.execute("INSERT INTO artifact_versions VALUES ('report', 41), ('résumé ✓', 2)")
+    reg = PostgresRegistry(PostgresRegistryConfig(url=postgres_url),
+                           ComponentContext(home=tmp_path, stack_name="pg"))
+    try:
+        exec_id = _execution(reg)
+        reg.save_call(CallRecord(exec_id, "step#1", "step", 1, "completed"),
+                      [_artifact(exec_id, "report"), _artifact(exec_id, "résumé ✓"),
+                       _artifact(exec_id, "new")])
+        versions = {a.name: a.version for a in reg.list_artifacts(exec_id=exec_id)}
+        assert versions == {"report": 42, "résumé ✓": 3, "new": 1}
+    finally:
+        reg.close()
+
+
+def test_a_version_sequence_dropped_meanwhile_is_made_again(registry: PostgresRegistry) -> None:
+    exec_id = _execution(registry)
+    registry.add_artifacts([_artifact(exec_id, "out")])
+    with registry._pool.connection() as conn:  # a restore or a reset, behind its back
+        conn.execute("DROP SEQUENCE kitaru_av_" + hashlib.md5(b"out").hexdigest()[:24])
+    registry.save_call(CallRecord(exec_id, "step#1", "step", 1, "completed"),
+                       [_artifact(exec_id, "out")])
+    registry.add_artifacts([_artifact(exec_id, "out")])
+    assert [a.version for a in registry.list_artifacts(exec_id=exec_id)] == [1, 1, 2]
+
+
+def test_artifacts_of_one_call_are_numbered_and_listed_in_their_order(
+    registry: PostgresRegistry,
+) -> None:
+    exec_id = _execution(registry)
+    sent = [_artifact(exec_id, "draft", data=b"1"), _artifact(exec_id, "other"),
+            _artifact(exec_id, "draft", data=b"2"), _artifact(exec_id, "draft", data=b"3")]
+    registry.save_call(CallRecord(exec_id, "step#1", "step", 1, "completed"), sent)
+    got = registry.list_artifacts(exec_id=exec_id)
+    assert [(a.artifact_id, a.version) for a in got] == [
+        (sent[0].artifact_id, 1), (sent[1].artifact_id, 1), (sent[2].artifact_id, 2),
+        (sent[3].artifact_id, 3)]

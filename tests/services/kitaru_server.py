@@ -24,8 +24,7 @@ import httpx
 #: What `wipe` keeps: the server's own service accounts and API keys.
 AUTH_KINDS = ("service-account", "api-key")
 #: The registry's tables (PostgreSQL); SQLite's are read from the file.
-TABLES = ("executions", "calls", "artifacts", "artifact_versions", "waits", "logs", "metadata",
-          "memory", "documents")
+TABLES = ("executions", "calls", "artifacts", "waits", "logs", "metadata", "memory", "documents")
 
 
 def free_port() -> int:
@@ -66,6 +65,12 @@ class KitaruServer:
         with psycopg.connect(self.registry, autocommit=True) as conn:
             conn.execute("TRUNCATE " + ", ".join(t for t in TABLES if t != "documents"))
             conn.execute("DELETE FROM documents WHERE kind NOT IN (%s, %s)", AUTH_KINDS)
+            # The artifact versions' sequences (one per name): numbering starts again at 1.
+            for schema, name in conn.execute(
+                "SELECT schemaname, sequencename FROM pg_sequences "
+                "WHERE sequencename LIKE 'kitaru_av_%'"
+            ).fetchall():
+                conn.execute(f'DROP SEQUENCE "{schema}"."{name}"')
 
 
 def _make_keys(home: Path, registry: str | None) -> dict[str, str]:

@@ -11,6 +11,7 @@ needs nothing more here.
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -72,12 +73,11 @@ _INSERT_CALL = (
     "ON CONFLICT (exec_id, call_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _CALL_COLS[2:])
 )
-# The version of an artifact name is counted in artifact_versions; the upsert's row lock
-# serializes writers of one name, so versions are dense and unique per name.
-_NEXT_VERSION = (
-    "INSERT INTO artifact_versions (name, latest) VALUES (%s, 1) ON CONFLICT (name) "
-    "DO UPDATE SET latest = artifact_versions.latest + 1 RETURNING latest"
-)
+# The versions of an artifact name come from a sequence of its own (schema migration 5), named
+# by `version_sequence`: `nextval` takes no row lock and writes WAL once per 32 numbers, where
+# a counter row updated by every checkpoint wrote a new row version each time. Versions are
+# unique and increasing per name; a write that fails after taking its number leaves a gap.
+_NEXT_VERSION = "SELECT nextval(%s::regclass)"
 _INSERT_ART = (
     f"INSERT INTO artifacts ({_ART_SELECT}) VALUES ({', '.join(['%s'] * len(_ART_COLS))})"
 )
@@ -101,28 +101,26 @@ _ART_CASTS = ("text", "text", "text", "text", "text", "text", "text", "bigint", 
               "double precision", "jsonb", "bytea")  # _ART_COLS without version
 
 
+def version_sequence(name: str) -> str:
+    """The sequence that numbers the versions of artifact `name` (the same md5 as SQL's)."""
+    return "kitaru_av_" + hashlib.md5(name.encode()).hexdigest()[:24]
+
+
 @functools.cache
 def _fused_save_call(n_artifacts: int) -> str:
-    """One statement that upserts a call and inserts `n_artifacts` artifacts (distinct names).
+    """One statement that upserts a call and inserts `n_artifacts` artifacts.
 
-    Each artifact's version comes from its name's counter row, bumped in the same statement.
-    Parameters: per artifact its name then its `_art_row` values; then the call's row.
+    Each artifact's version is the next value of its name's sequence. The artifacts are
+    the rows of one INSERT, numbered in their order (data-modifying CTEs of their own would
+    run in no defined order). Parameters: per artifact its `_art_row` values then its
+    sequence's name; then the call's row.
     """
-    parts = []
+    if not n_artifacts:
+        return _INSERT_CALL
     cols = [c for c in _ART_COLS if c != "version"]
-    for i in range(n_artifacts):
-        parts.append(
-            f"v{i} AS (INSERT INTO artifact_versions (name, latest) VALUES (%s::text, 1) "
-            "ON CONFLICT (name) DO UPDATE SET latest = artifact_versions.latest + 1 "
-            "RETURNING latest)"
-        )
-        values = ", ".join(f"%s::{cast}" for cast in _ART_CASTS)
-        parts.append(
-            f"a{i} AS (INSERT INTO artifacts ({', '.join(cols)}, version) "
-            f"SELECT {values}, v{i}.latest FROM v{i})"
-        )
-    prefix = ("WITH " + ", ".join(parts) + " ") if parts else ""
-    return prefix + _INSERT_CALL
+    row = "(" + ", ".join(f"%s::{cast}" for cast in _ART_CASTS) + ", nextval(%s::regclass))"
+    return (f"WITH a AS (INSERT INTO artifacts ({', '.join(cols)}, version) VALUES "
+            + ", ".join([row] * n_artifacts) + ") " + _INSERT_CALL)
 
 
 _CALL_ENCODERS = (
@@ -131,11 +129,11 @@ _CALL_ENCODERS = (
     prepared.text, prepared.jsonb,
 )  # _CALL_COLS
 _FUSED_ART_ENCODERS = (
-    prepared.text,  # the name, for its version counter
     prepared.text, prepared.text, prepared.text, prepared.text, prepared.text, prepared.text,
     prepared.text, prepared.integer, prepared.text, prepared.double, prepared.jsonb,
-    prepared.bytea,
-)  # then `_art_row`: _ART_COLS without version
+    prepared.bytea,  # `_art_row`: _ART_COLS without version
+    prepared.text,  # the name's version sequence
+)
 
 
 @functools.cache
@@ -202,6 +200,7 @@ class PostgresRegistry(Registry):
                 "stack's registry url (user, password, host, database) is right"
             ) from None
         self._closed = threading.Event()
+        self._known_versions: set[str] = set()  # names whose version sequence exists
         self._migrate()
 
     # -- plumbing ----------------------------------------------------------------------
@@ -256,14 +255,17 @@ class PostgresRegistry(Registry):
             self._json(getattr(record, c)) if c in _EXEC_JSON else getattr(record, c)
             for c in _EXEC_COLS
         ]
-        with self._tx() as conn:
-            conn.execute(
-                f"INSERT INTO executions ({_EXEC_SELECT}) "
-                f"VALUES ({', '.join(['%s'] * len(values))})",
-                values,
-            )
-            if artifacts:
-                self._insert_artifacts(conn, artifacts)
+        def write() -> None:
+            with self._tx() as conn:
+                conn.execute(
+                    f"INSERT INTO executions ({_EXEC_SELECT}) "
+                    f"VALUES ({', '.join(['%s'] * len(values))})",
+                    values,
+                )
+                if artifacts:
+                    self._insert_artifacts(conn, artifacts)
+
+        self._with_versions(artifacts, write)
 
     @staticmethod
     def _exec(row: tuple[Any, ...]) -> ExecutionRecord:
@@ -395,27 +397,40 @@ class PostgresRegistry(Registry):
         logs: Sequence[LogChunk] = (),
         metadata: Sequence[MetadataEntry] = (),
     ) -> None:
-        names = [a.name for a in artifacts]
-        if not logs and not metadata and len(names) <= _MAX_FUSED and len(set(names)) == len(names):
+        self._with_versions(artifacts, lambda: self._save_call(call, artifacts, logs, metadata))
+
+    def _save_call(
+        self,
+        call: CallRecord,
+        artifacts: Sequence[ArtifactRecord],
+        logs: Sequence[LogChunk],
+        metadata: Sequence[MetadataEntry],
+    ) -> None:
+        if not logs and not metadata and len(artifacts) <= _MAX_FUSED:
             # The hot path (a call with its output, nothing printed): one statement, so one
-            # round trip and one implicit transaction, artifact versions counted server-side.
+            # round trip and one implicit transaction, artifact versions from their sequences.
             values: list[Any] = []
             for a in artifacts:
-                values += (a.name, a.artifact_id, a.exec_id, a.name, a.direction, a.key,
-                           a.serializer, a.type_name, a.size, a.call_id, a.created_at,
-                           a.metadata, a.data)
+                values += (a.artifact_id, a.exec_id, a.name, a.direction, a.key, a.serializer,
+                           a.type_name, a.size, a.call_id, a.created_at, a.metadata, a.data,
+                           version_sequence(a.name))
             values += (call.exec_id, call.call_id, call.name, call.seq, call.status, call.type,
                        call.attempts, call.started_at, call.ended_at, call.output_artifact,
                        call.error, call.cache_key, call.task)
             statement = _fused_statement(len(artifacts))
-            with self._pool.connection() as conn:
+            # getconn/putconn rather than `connection()`: an autocommit statement needs no
+            # transaction block around it; putconn still drops a connection that broke.
+            conn = self._pool.getconn()
+            try:
                 if statement.run(conn, values):
                     return
                 # Not run: psycopg's own path runs it again and raises its typed error.
                 params: list[Any] = []
                 for a in artifacts:
-                    params += [a.name, *self._art_row(a)]
+                    params += [*self._art_row(a), version_sequence(a.name)]
                 conn.execute(statement.sql, [*params, *self._call_row(call)])
+            finally:
+                self._pool.putconn(conn)
             return
         row = self._call_row(call)
         with self._tx() as conn:
@@ -443,10 +458,44 @@ class PostgresRegistry(Registry):
         return (a.artifact_id, a.exec_id, a.name, a.direction, a.key, a.serializer, a.type_name,
                 a.size, a.call_id, a.created_at, self._json(a.metadata), a.data)
 
+    def _ensure_versions(self, artifacts: Sequence[ArtifactRecord]) -> None:
+        """Create the version sequences of these artifacts' names not known to exist yet.
+
+        In autocommit, before the write that uses them: a sequence created inside a write's
+        transaction would make concurrent first writers of a name abort each other."""
+        missing = {a.name for a in artifacts} - self._known_versions
+        if not missing:
+            return
+        psycopg = self._psycopg
+        with self._pool.connection() as conn:
+            for name in sorted(missing):
+                try:
+                    conn.execute(f'CREATE SEQUENCE IF NOT EXISTS "{version_sequence(name)}"')
+                except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+                    pass  # another process created it at the same moment
+        self._known_versions |= missing
+
+    def _with_versions(self, artifacts: Sequence[ArtifactRecord], write: Any) -> Any:
+        """`write()` once the artifacts' version sequences exist; again once if one was gone
+        (dropped behind this process's back: a restore, a test's reset)."""
+        if not artifacts:
+            return write()
+        self._ensure_versions(artifacts)
+        try:
+            return write()
+        except self._psycopg.errors.UndefinedTable as exc:
+            if "kitaru_av_" not in str(exc):
+                raise
+        self._known_versions.clear()
+        self._ensure_versions(artifacts)
+        return write()
+
     def _insert_artifacts(self, conn: psycopg.Connection, artifacts: Sequence[ArtifactRecord]) -> None:
+        """Insert artifacts inside a transaction (their sequences exist: `_with_versions`)."""
         rows = []
         for a in artifacts:
-            version = conn.execute(_NEXT_VERSION, (a.name,)).fetchone()[0]  # type: ignore[index]
+            version = conn.execute(  # type: ignore[index]
+                _NEXT_VERSION, (version_sequence(a.name),)).fetchone()[0]
             values = self._art_row(a)
             rows.append((*values[:9], version, *values[9:]))
         with conn.cursor() as cur:
@@ -455,8 +504,12 @@ class PostgresRegistry(Registry):
     def add_artifacts(self, artifacts: list[ArtifactRecord]) -> None:
         if not artifacts:
             return
-        with self._tx() as conn:
-            self._insert_artifacts(conn, artifacts)
+
+        def write() -> None:
+            with self._tx() as conn:
+                self._insert_artifacts(conn, artifacts)
+
+        self._with_versions(artifacts, write)
 
     @staticmethod
     def _art(row: tuple[Any, ...]) -> ArtifactRecord:
@@ -637,6 +690,10 @@ class PostgresRegistry(Registry):
 
     # -- memory ------------------------------------------------------------------------------------
     def put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
+        return self._with_versions(  # type: ignore[no-any-return]
+            [artifact] if artifact is not None else [], lambda: self._put_memory(record, artifact))
+
+    def _put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
         import dataclasses
 
         with self._tx() as conn:

@@ -85,6 +85,19 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX executions_status_keyset ON executions (status, created_at, exec_id)",
         "DROP INDEX executions_status",
     ],
+    # 5: artifact versions numbered by a sequence per name (`registry.version_sequence`),
+    # starting after the counter kept until now; the counters' table goes.
+    [
+        """DO $$
+        DECLARE r record;
+        BEGIN
+            FOR r IN SELECT name, latest FROM artifact_versions LOOP
+                EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I START WITH %s',
+                               'kitaru_av_' || left(md5(r.name), 24), r.latest + 1);
+            END LOOP;
+        END $$""",
+        "DROP TABLE artifact_versions",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
