@@ -18,12 +18,6 @@ run that spans several scheduler slices grows with the load while a short floor 
 and CPU time shows the work itself. (CPU time leaves out waiting for the disk, so for the
 strict floor, whose cost is the fsync, only the wall time means anything.)
 
-The `sqlite` registry folds a flow's journal rows into its indexed tables after the flow, when
-something first reads them (see docs/durability.md). That work is timed too, apart: right after
-each kitaru round the child reads the flow's calls once (`Registry.get_calls`, what the first
-reader does) and reports it per checkpoint (`fold_per_checkpoint_s`), with the ratio of the
-flow plus that fold to the floor beside the target's (`ratio_with_fold`).
-
 Every variant writes its own SQLite file in the same folder (the child's kitaru home), in
 the same process and minutes, so the floors see the disk, the Python and the SQLite the
 flows see. Overhead per checkpoint = (variant time - plain loop time) / n. The ratios are
@@ -54,16 +48,12 @@ def run(*, repeat: int, n: int = 200, processes: int = 3) -> dict[str, Any]:
     rounds_each = [repeat // processes + (1 if i < repeat % processes else 0) for i in range(processes)]
     samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
     cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    fold: dict[str, list[float]] = {mode: [] for mode in TARGETS}
     for rounds in rounds_each:
         child = run_child(NAME, "all", {"n": n, "rounds": rounds})
         for v in VARIANTS:
             samples[v].extend(child["seconds"][v])
             cpu[v].extend(child["cpu_seconds"][v])
-        for mode in TARGETS:
-            fold[mode].extend(child["fold_seconds"][mode])
     result = summarize(samples, n=n, repeat=repeat, processes=processes)
-    result.update(with_fold(samples, fold, n=n))
     cpu_result = summarize(cpu, n=n, repeat=repeat, processes=processes)
     result["cpu"] = {k: cpu_result[k] for k in
                      ("samples", "per_checkpoint_s", "ratio_samples", "ratio_to_floor")}
@@ -98,24 +88,6 @@ def summarize(samples: dict[str, list[float]], *, n: int, repeat: int, processes
         "floors": {mode: floor for mode, (floor, _) in TARGETS.items()},
         "targets": {mode: f"<= {most:g}x {floor}" for mode, (floor, most) in TARGETS.items()},
         "met": {mode: ratio[mode] <= most for mode, (_, most) in TARGETS.items()},
-    }
-
-
-def with_fold(samples: dict[str, list[float]], fold: dict[str, list[float]], *, n: int) -> dict[str, Any]:
-    """The deferred fold per checkpoint, and each mode's ratio to its floor with it added."""
-    from _harness import median
-
-    ratios = {
-        mode: [((samples[mode][i] - samples["plain"][i] + fold[mode][i]) / n)
-               / ((samples[floor][i] - samples["plain"][i]) / n)
-               for i in range(len(samples["plain"]))]
-        for mode, (floor, _) in TARGETS.items()
-    }
-    return {
-        "fold_samples": fold,
-        "fold_per_checkpoint_s": {mode: median(v) / n for mode, v in fold.items()},
-        "ratio_with_fold_samples": ratios,
-        "ratio_with_fold": {mode: median(v) for mode, v in ratios.items()},
     }
 
 
@@ -167,17 +139,13 @@ def _all(params: dict[str, Any]) -> dict[str, Any]:
     n, rounds = params["n"], params["rounds"]
     home = os.environ["KITARU_HOME"]
     strict = _register_strict_stack()
-    fold: dict[str, list[float]] = {mode: [] for mode in TARGETS}
     floors = {
         "floor-normal": _Floor(os.path.join(home, "floor-normal.db"), "NORMAL"),
         "floor-full": _Floor(os.path.join(home, "floor-full.db"), "FULL"),
     }
 
-    from kitaru_core.stack import get_stack
-
     def measure(variant: str, start: int) -> tuple[float, float]:
-        """(wall seconds, CPU seconds of this process, all its threads); a kitaru variant's
-        deferred fold goes to `fold`."""
+        """(wall seconds, CPU seconds of this process, all its threads)."""
         cpu = time.process_time()
         began = time.perf_counter()
         if variant == "plain":
@@ -187,14 +155,9 @@ def _all(params: dict[str, Any]) -> dict[str, Any]:
             total = expected_total(n, start)
         else:
             stack = strict if variant == "kitaru-strict" else None
-            handle = chain.run(n, start, stack=stack)
-            total = handle.wait()
+            total = chain.run(n, start, stack=stack).wait()
         seconds = time.perf_counter() - began
         cpu_seconds = time.process_time() - cpu
-        if variant in TARGETS:
-            began = time.perf_counter()
-            assert len(get_stack(stack).registry.get_calls(handle.exec_id)) == n
-            fold[variant].append(time.perf_counter() - began)
         assert total == expected_total(n, start)
         return seconds, cpu_seconds
 
@@ -203,14 +166,13 @@ def _all(params: dict[str, Any]) -> dict[str, Any]:
         measure(variant, WARM_UP_START)
     samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
     cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    fold.update({mode: [] for mode in TARGETS})  # the warm-up's are not counted
     for r in range(rounds):
         # Fresh values every round: artifacts are content-addressed.
         for variant in VARIANTS:
             seconds, cpu_seconds = measure(variant, (r + 1) * 1_000_000)
             samples[variant].append(seconds)
             cpu[variant].append(cpu_seconds)
-    return {"seconds": samples, "cpu_seconds": cpu, "fold_seconds": fold}
+    return {"seconds": samples, "cpu_seconds": cpu}
 
 
 def _register_strict_stack() -> str:

@@ -167,12 +167,6 @@ def render(results: dict[str, Any]) -> str:
         for mode in ("kitaru-default", "kitaru-strict"):
             rows.append((f"(a) {mode} overhead per checkpoint", ms(per[mode]),
                          f"{ratio[mode]:.2f}x {f['floors'][mode]}", f["targets"][mode], ok(met[mode])))
-        for mode in ("kitaru-default", "kitaru-strict"):
-            if "fold_per_checkpoint_s" in f:
-                rows.append((f"(a) {mode}: folding its journal after the flow, per checkpoint",
-                             ms(f["fold_per_checkpoint_s"][mode]),
-                             f"{f['ratio_with_fold'][mode]:.2f}x {f['floors'][mode]} with it",
-                             "reported", ""))
         if "cpu" in f:
             cpu = f["cpu"]
             rows.append(("(a) CPU time: floor-normal, per step", ms(cpu["per_checkpoint_s"]["floor-normal"]),

@@ -9,7 +9,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from kitaru_local import sqlite_registry
 from kitaru_local.configs import LocalArtifactStoreConfig, SqliteRegistryConfig
 from kitaru_local.folder_store import LocalArtifactStore
 from kitaru_local.sqlite_registry import SqliteRegistry
@@ -45,12 +44,11 @@ def _store(home: Path) -> LocalArtifactStore:
 
 
 def test_an_execution_and_its_inputs_are_recorded_together_or_not_at_all(monkeypatch, kitaru_home):
-    def broken(record):
+    def broken(conn, artifacts):
         raise sqlite3.OperationalError("injected failure while recording the inputs")
 
     with monkeypatch.context() as patched:
-        # The inputs are the transaction's journal row, packed after the execution's insert.
-        patched.setattr(sqlite_registry, "_pack", broken)
+        patched.setattr(SqliteRegistry, "_insert_artifacts", staticmethod(broken))
         with pytest.raises(sqlite3.OperationalError, match="injected"):
             shouting.run("a")
     # No execution was left behind without its inputs (it could never be resumed).

@@ -8,19 +8,15 @@ The journal. A completed checkpoint call (its record and its artifact
 references, nothing else) is committed as ONE row appended to `journal`, in a
 statement of its own: one B-tree page or two per commit, the shape of the
 cheapest durable insert SQLite has, where writing the `calls` row, three
-`artifacts` rows, their indexes and version counters took ~10 pages. Artifacts
-recorded outside a call (a flow's inputs, `add_artifacts`) are journal rows too,
-so every artifact is numbered in commit order. Journal rows are folded into
-`calls` and `artifacts` (in their commit order, in one transaction) before any
-read or write of those two tables, by whichever process comes first, and by the
-writing process itself at `close` or once it has appended `_FOLD_EVERY` rows. A
-reader never sees the journal: every method here reads folded tables. So a
-flow's checkpoints cost a journal append each, and folding them (~2x as much
-again) is paid after the flow, by its first reader; reads and writes of other
-tables (executions, waits, logs, documents, ...) do not fold. A method added here
-that reads `calls` or `artifacts` goes through `_query` or `_tx` with their
-default `fold=True`. (A registry opened read-only cannot fold: it shows what was
-folded, i.e. everything but the calls of a writer that has not folded yet.)
+`artifacts` rows, their indexes and version counters took ~10 pages. Journal rows
+are folded into `calls` and `artifacts` (in their commit order, in one
+transaction) every `_FOLD_EVERY` calls, at the start of every other write
+transaction and before every read, by whichever process comes first, so a
+reader never sees the journal: every method here reads folded tables. A method
+added here that reads `calls` or `artifacts` goes through `_query` or `_tx`,
+which fold first. (A registry opened read-only cannot fold: it shows what was
+folded, i.e. everything but the last calls of a process killed before it
+folded them.)
 
 Durability: in the default mode (`synchronous=NORMAL` with WAL) a commit
 survives a kill of the process; in strict mode (`synchronous=FULL`) it also
@@ -172,13 +168,8 @@ _BUMP_VERSION = (
     "ON CONFLICT (name) DO UPDATE SET latest = excluded.latest"
 )
 _INSERT_JOURNAL = "INSERT INTO journal (record) VALUES (?)"
-#: The tables the journal feeds: only reads and writes of these fold it first.
-_JOURNALED = frozenset({"calls", "artifacts"})
-#: Journal rows this process appends before it folds them itself, if no reader or other
-#: writer did so first. Large, so that a flow's calls are folded after it, by whoever reads
-#: them first (or by `close`), and not between its checkpoints; bounded, so that a long
-#: flow nobody reads keeps a journal a reader folds in well under a second.
-_FOLD_EVERY = 4096
+#: Journal rows (completed calls) this process appends before it folds them itself.
+_FOLD_EVERY = 256
 _INSERT_LOG = (
     "INSERT INTO logs (exec_id, call_id, stream, text, key, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -414,15 +405,14 @@ class SqliteRegistry(Registry):
             self.lock = lock
             self.checkpointer = checkpointer
             self.path = path
-            self.fold = fold  # folds the journal first (see the module doc), or None
+            self.fold = fold  # folds the journal first (see the module doc)
 
         def __enter__(self) -> sqlite3.Connection:
             self.lock.acquire()
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
-                    if self.fold is not None:
-                        self.fold()
+                    self.fold()
                 except BaseException:
                     with contextlib.suppress(sqlite3.Error):
                         self.conn.execute("ROLLBACK")
@@ -455,20 +445,15 @@ class SqliteRegistry(Registry):
                 if translated is not exc:
                     raise translated from exc
 
-    def _tx(self, *, fold: bool = True) -> SqliteRegistry._Tx:
-        """A write transaction; `fold=False` for one that touches neither `calls` nor
-        `artifacts` (it needs no journal row folded before it)."""
+    def _tx(self) -> SqliteRegistry._Tx:
         return SqliteRegistry._Tx(self._conn, self._lock, self._checkpointer, self.path,
-                                  self._fold_journal if fold else None)
+                                  self._fold_journal)
 
-    def _query(
-        self, sql: str, params: Sequence[Any] = (), *, fold: bool = True
-    ) -> list[tuple[Any, ...]]:
-        """Rows of a read; `fold=False` for one that reads neither `calls` nor `artifacts`."""
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             conn = self._conn
             try:
-                if fold and not self.read_only and conn.execute(
+                if not self.read_only and conn.execute(
                     "SELECT EXISTS (SELECT 1 FROM journal)"
                 ).fetchone()[0]:
                     if conn.in_transaction:
@@ -493,10 +478,8 @@ class SqliteRegistry(Registry):
                 self._conn.close()
 
     # -- the journal ------------------------------------------------------------------------
-    def _journal_call(
-        self, row: tuple[Any, ...] | None, artifacts: Sequence[ArtifactRecord]
-    ) -> None:
-        """Commit a completed call (or None) and its artifact references as one journal row."""
+    def _journal_call(self, row: tuple[Any, ...], artifacts: Sequence[ArtifactRecord]) -> None:
+        """Commit a completed call and its artifact references as one journal row."""
         record = _pack((row, [_artifact_row(a) for a in artifacts]))
         with self._lock:
             try:
@@ -529,8 +512,7 @@ class SqliteRegistry(Registry):
                     f"the registry at {self.path} has a damaged journal record ({journal_id}: "
                     f"{exc}); restore the file from a backup, or delete that row of its `journal` table"
                 ) from None
-            if call_row is not None:
-                calls.append(call_row)
+            calls.append(call_row)
             arts.extend(art_rows)
         conn.executemany(_INSERT_CALL, calls)
         self._insert_artifact_rows(conn, arts)
@@ -544,17 +526,14 @@ class SqliteRegistry(Registry):
             _dumps(getattr(record, c)) if c in _EXEC_JSON else getattr(record, c)
             for c in _EXEC_COLS
         ]
-        # Its artifacts go to the journal, in this transaction: numbered at the fold, in
-        # commit order with the calls before them, without folding those first.
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             conn.execute(
                 f"INSERT INTO executions ({', '.join(_EXEC_COLS)}) "
                 f"VALUES ({', '.join('?' * len(_EXEC_COLS))})",
                 values,
             )
             if artifacts:
-                conn.execute(_INSERT_JOURNAL, (_pack((None, [_artifact_row(a) for a in artifacts])),))
-                self._journaled += 1
+                self._insert_artifacts(conn, artifacts)
 
     @staticmethod
     def _exec(row: tuple[Any, ...]) -> ExecutionRecord:
@@ -568,7 +547,7 @@ class SqliteRegistry(Registry):
     def get_execution(self, exec_id: str) -> ExecutionRecord:
         check_id("execution", exec_id)
         cols = ", ".join(_EXEC_COLS)
-        rows = self._query(f"SELECT {cols} FROM executions WHERE exec_id = ?", (exec_id,), fold=False)
+        rows = self._query(f"SELECT {cols} FROM executions WHERE exec_id = ?", (exec_id,))
         if not rows:
             rows = self._by_prefix("executions", "exec_id", cols, exec_id)
             if len(rows) > 1:
@@ -593,7 +572,6 @@ class SqliteRegistry(Registry):
             f"SELECT {cols} FROM {table} WHERE {column} >= ? AND {column} < ? "
             f"AND substr({column}, 1, ?) = ? ORDER BY {column} LIMIT ?",
             (low, high, len(prefix), prefix, SHOWN_MATCHES + 1),
-            fold=table in _JOURNALED,
         )
 
     def list_executions(
@@ -623,12 +601,12 @@ class SqliteRegistry(Registry):
         sql += " ORDER BY created_at DESC, exec_id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [self._exec(r) for r in self._query(sql, params, fold=False)]
+        return [self._exec(r) for r in self._query(sql, params)]
 
     def claim_execution(
         self, exec_id: str, *, owner: str, lease_expires: float, expected_version: int
     ) -> bool:
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE executions SET owner = ?, lease_expires = ?, status = 'running', "
                 "failure = NULL, ended_at = NULL, version = version + 1 "
@@ -638,7 +616,7 @@ class SqliteRegistry(Registry):
             return cur.rowcount == 1
 
     def renew_lease(self, exec_id: str, *, owner: str, lease_expires: float) -> bool:
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE executions SET lease_expires = ? WHERE exec_id = ? AND owner = ? "
                 "AND status IN ('running', 'waiting')",
@@ -668,7 +646,7 @@ class SqliteRegistry(Registry):
         if expected_version is not None:
             sql += " AND version = ?"
             params.append(expected_version)
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             return conn.execute(sql, params).rowcount == 1
 
     # -- calls ---------------------------------------------------------------------------
@@ -777,8 +755,8 @@ class SqliteRegistry(Registry):
         conn.executemany(_BUMP_VERSION, [(n, latest[n]) for n in names])
 
     def add_artifacts(self, artifacts: list[ArtifactRecord]) -> None:
-        if artifacts:
-            self._journal_call(None, artifacts)
+        with self._tx() as conn:
+            self._insert_artifacts(conn, artifacts)
 
     @staticmethod
     def _art(row: tuple[Any, ...]) -> ArtifactRecord:
@@ -821,7 +799,7 @@ class SqliteRegistry(Registry):
 
     # -- waits --------------------------------------------------------------------------------
     def create_wait(self, wait: WaitRecord) -> WaitRecord:
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             conn.execute(
                 f"INSERT OR IGNORE INTO waits ({', '.join(_WAIT_COLS)}) "
                 f"VALUES ({', '.join('?' * len(_WAIT_COLS))})",
@@ -837,7 +815,6 @@ class SqliteRegistry(Registry):
         rows = self._query(
             f"SELECT {', '.join(_WAIT_COLS)} FROM waits WHERE exec_id = ? ORDER BY seq",
             (exec_id,),
-            fold=False,
         )
         out = []
         for row in rows:
@@ -848,7 +825,7 @@ class SqliteRegistry(Registry):
         return out
 
     def answer_wait(self, exec_id: str, name: str, value: Any) -> bool:
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE waits SET status = 'answered', value = ?, answered_at = ? "
                 "WHERE exec_id = ? AND name = ? AND status = 'pending'",
@@ -857,7 +834,7 @@ class SqliteRegistry(Registry):
             return cur.rowcount == 1
 
     def suspend_at_wait(self, exec_id: str, *, owner: str, wait_name: str) -> bool:
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE executions SET status = 'waiting', owner = NULL, lease_expires = NULL, "
                 "version = version + 1 WHERE exec_id = ? AND owner = ? "
@@ -876,7 +853,7 @@ class SqliteRegistry(Registry):
         )
 
     def append_logs(self, chunks: list[LogChunk]) -> None:
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             self._insert_logs(conn, chunks)
 
     def get_logs(
@@ -890,10 +867,10 @@ class SqliteRegistry(Registry):
         if call_id is not None:
             sql += " AND call_id = ?"
             params.append(call_id)
-        return [LogChunk(*r) for r in self._query(sql + " ORDER BY seq", params, fold=False)]
+        return [LogChunk(*r) for r in self._query(sql + " ORDER BY seq", params)]
 
     def add_metadata(self, entries: list[MetadataEntry]) -> None:
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             conn.executemany(
                 _INSERT_META,
                 [(m.exec_id, m.call_id, m.key, _dumps(m.value), m.created_at) for m in entries],
@@ -904,7 +881,6 @@ class SqliteRegistry(Registry):
             "SELECT exec_id, call_id, key, value, created_at FROM metadata WHERE exec_id = ? "
             "ORDER BY id",
             (exec_id,),
-            fold=False,
         )
         return [MetadataEntry(r[0], r[1], r[2], _loads(r[3]), r[4]) for r in rows]
 
@@ -982,13 +958,11 @@ class SqliteRegistry(Registry):
                 f"SELECT {_MEM_COLS} FROM memory WHERE scope = ? AND key = ? "
                 "ORDER BY version DESC LIMIT 1",
                 (scope, key),
-                fold=False,
             )
         else:
             rows = self._query(
                 f"SELECT {_MEM_COLS} FROM memory WHERE scope = ? AND key = ? AND version = ?",
                 (scope, key, version),
-                fold=False,
             )
         return self._mem(rows[0]) if rows else None
 
@@ -998,7 +972,6 @@ class SqliteRegistry(Registry):
             "(SELECT MAX(version) FROM memory WHERE scope = m.scope AND key = m.key) "
             + ("" if include_deleted else "AND deleted = 0 ") + "ORDER BY key",
             (scope,),
-            fold=False,
         )
         return [self._mem(r) for r in rows]
 
@@ -1006,12 +979,11 @@ class SqliteRegistry(Registry):
         rows = self._query(
             f"SELECT {_MEM_COLS} FROM memory WHERE scope = ? AND key = ? ORDER BY version",
             (scope, key),
-            fold=False,
         )
         return [self._mem(r) for r in rows]
 
     def list_memory_scopes(self) -> list[str]:
-        return [r[0] for r in self._query("SELECT DISTINCT scope FROM memory ORDER BY scope", fold=False)]
+        return [r[0] for r in self._query("SELECT DISTINCT scope FROM memory ORDER BY scope")]
 
     # -- documents ------------------------------------------------------------------------------
     @staticmethod
@@ -1024,7 +996,7 @@ class SqliteRegistry(Registry):
     ) -> DocumentRecord:
         text = json.dumps(body)
         now = time.time()
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             row = conn.execute(
                 "SELECT version, created_at FROM documents WHERE kind = ? AND name = ?", (kind, name)
             ).fetchone()
@@ -1040,7 +1012,7 @@ class SqliteRegistry(Registry):
 
     def get_document(self, kind: str, name: str) -> DocumentRecord | None:
         rows = self._query(f"SELECT {_DOC_COLS} FROM documents WHERE kind = ? AND name = ?",
-                           (kind, name), fold=False)
+                           (kind, name))
         return self._doc(rows[0]) if rows else None
 
     def list_documents(self, kind: str, *, prefix: str = "") -> list[DocumentRecord]:
@@ -1048,12 +1020,11 @@ class SqliteRegistry(Registry):
             f"SELECT {_DOC_COLS} FROM documents WHERE kind = ? AND substr(name, 1, ?) = ? "
             "ORDER BY name",
             (kind, len(prefix), prefix),
-            fold=False,
         )
         return [self._doc(r) for r in rows]
 
     def delete_document(self, kind: str, name: str, *, expected_version: int | None = None) -> bool:
-        with self._tx(fold=False) as conn:
+        with self._tx() as conn:
             row = conn.execute("SELECT version FROM documents WHERE kind = ? AND name = ?",
                                (kind, name)).fetchone()
             if row is None:
