@@ -65,30 +65,14 @@ def create_execution(
     replay: dict[str, Any] | None = None,
     exec_id: str | None = None,
     flow_ref: dict[str, Any] | None = None,
+    recorded: list[ArtifactRecord] | None = None,
 ) -> ExecutionRecord:
     """Record a new execution with its inputs; `owner` None leaves it for a launcher.
 
     `flow_ref` says where its code is when not where `flow.fn` was defined (a deployment's
-    snapshot, see `kitaru.deploy_snapshot`)."""
-    return _record_execution(
-        flow, stack, args, kwargs, owner=owner, original_exec_id=original_exec_id,
-        replay=replay, exec_id=exec_id, flow_ref=flow_ref,
-    )[0]
-
-
-def _record_execution(
-    flow: FlowSpec,
-    stack: Stack,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    *,
-    owner: str | None,
-    original_exec_id: str | None = None,
-    replay: dict[str, Any] | None = None,
-    exec_id: str | None = None,
-    flow_ref: dict[str, Any] | None = None,
-) -> tuple[ExecutionRecord, ArtifactRecord]:
-    """`create_execution`, also returning the inputs' artifact as recorded."""
+    snapshot, see `kitaru.deploy_snapshot`). `recorded`, if given, receives the artifacts
+    recorded with it, its inputs first (for a caller that runs it at once, without reading
+    them back)."""
     registry = stack.registry
     exec_id = exec_id or new_id()
     inputs = write_value(
@@ -113,7 +97,9 @@ def _record_execution(
     )
     # One transaction: an execution recorded without its inputs could never be resumed.
     registry.create_execution(record, artifacts)
-    return record, inputs
+    if recorded is not None:
+        recorded.extend(artifacts)
+    return record
 
 
 def _flow_ref(flow: FlowSpec, stack: Stack) -> dict[str, Any]:
@@ -219,8 +205,10 @@ def start_run(
     termination.install()
     orchestrator = stack.orchestrator
     if orchestrator.in_process:
-        record, inputs = _record_execution(flow, stack, args, kwargs, owner=self_owner(), **extra)
-        return record, InProcessRun(record, stack, flow, inputs).start()
+        recorded: list[ArtifactRecord] = []
+        record = create_execution(flow, stack, args, kwargs, owner=self_owner(), recorded=recorded,
+                                  **extra)
+        return record, InProcessRun(record, stack, flow, recorded[0]).start()
     record = create_execution(flow, stack, args, kwargs, owner=None, **extra)
     launch(record, stack, "resume")
     return record, None
