@@ -49,6 +49,24 @@ def chain(n: int, start: int = 0) -> int:
     return state.load()["total"] if n else 0
 
 
+#: The 100-byte output of `payload_step`, also the row of the bare-database baselines.
+PAYLOAD = "x" * 100
+
+
+@kitaru.checkpoint
+def payload_step(i: int) -> str:
+    """One step of `many`: a fixed 100-byte string (one input artifact, one output)."""
+    return PAYLOAD
+
+
+@kitaru.flow
+def many(n: int) -> int:
+    """n checkpoints returning 100 bytes each: the registry benches' workload."""
+    for i in range(n):
+        payload_step(i)
+    return n
+
+
 #: `start` of warm-up runs: far from the timed runs' values.
 WARM_UP_START = 10**9
 

@@ -55,20 +55,8 @@ def _flow_stack(home: Path, url: str) -> None:
 
 def per_checkpoint(url: str, *, steps: int, repeat: int) -> dict[str, Any]:
     import psycopg
-
-    from kitaru import checkpoint, flow
-
-    payload = "x" * 100
-
-    @checkpoint
-    def step(i: int) -> str:
-        return payload
-
-    @flow
-    def many(n: int) -> int:
-        for i in range(n):
-            step(i)
-        return n
+    from _flows import PAYLOAD as payload
+    from _flows import many
 
     conn = psycopg.connect(url)
     conn.execute("CREATE TABLE IF NOT EXISTS bare_steps (id TEXT PRIMARY KEY, body TEXT)")

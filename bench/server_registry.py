@@ -55,19 +55,7 @@ def _stacks(home: Path, url: str, artifacts: Path) -> None:
 
 
 def per_checkpoint(*, steps: int, repeat: int) -> dict[str, Any]:
-    from kitaru import checkpoint, flow
-
-    payload = "x" * 100
-
-    @checkpoint
-    def step(i: int) -> str:
-        return payload
-
-    @flow
-    def many(n: int) -> int:
-        for i in range(n):
-            step(i)
-        return n
+    from _flows import many
 
     def per_step(stack: str) -> float:
         t = time.perf_counter()

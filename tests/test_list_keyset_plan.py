@@ -18,9 +18,9 @@ def _issued(registry: Any, **filters: Any) -> tuple[str, list[Any]]:
     seen: list[tuple[str, list[Any]]] = []
     real = registry._query
 
-    def spy(sql: str, params: Any = (), **options: Any) -> Any:
+    def spy(sql: str, params: Any = ()) -> Any:
         seen.append((sql, list(params)))
-        return real(sql, params, **options)
+        return real(sql, params)
 
     registry._query = spy
     try:

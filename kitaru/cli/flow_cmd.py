@@ -106,6 +106,15 @@ def curl_command(flow: str, *, version: int | None = None, tag: str | None = Non
 # -- deploy and invoke ---------------------------------------------------------------------------------
 
 
+# Options `flow deploy` and `flow build` share (one snapshot's settings).
+_INPUTS = typer.Option(None, "--input", "-i", help="Default flow inputs (JSON object or @file) "
+                       "that invocations start from.")
+_SNAPSHOT_STACK = typer.Option(None, "--stack", help="Snapshot this stack instead of the flow's.")
+_IMAGE = typer.Option(None, "--image", help="Image option (a base image, or JSON).")
+_CACHE = typer.Option(None, "--cache/--no-cache", help="Cache option of the runs.")
+_RETRIES = typer.Option(None, "--retries", min=0, help="Retries option of the runs.")
+
+
 @app.command("deploy")
 def deploy(
     target: str = typer.Argument(..., help="path/to/file.py:flow or package.module:flow."),
@@ -113,12 +122,11 @@ def deploy(
                                   "(repeatable)."),
     exclusive: bool = typer.Option(True, "--exclusive/--shared", help="Tags given are exclusive "
                                    "(moved here from other versions; the default) or shared labels."),
-    inputs: str = typer.Option(None, "--input", "-i", help="Default flow inputs (JSON object or "
-                               "@file) that invocations start from."),
-    stack: str = typer.Option(None, "--stack", help="Snapshot this stack instead of the flow's."),
-    image: str = typer.Option(None, "--image", help="Image option (a base image, or JSON)."),
-    cache: bool = typer.Option(None, "--cache/--no-cache", help="Cache option of the runs."),
-    retries: int = typer.Option(None, "--retries", min=0, help="Retries option of the runs."),
+    inputs: str = _INPUTS,
+    stack: str = _SNAPSHOT_STACK,
+    image: str = _IMAGE,
+    cache: bool = _CACHE,
+    retries: int = _RETRIES,
     no_default: bool = typer.Option(False, "--no-default", help="Do not put the `default` tag "
                                     "on version 1 (a build nobody reaches until tagged)."),
     output: Format = OutputOption,
@@ -154,12 +162,11 @@ def _report(made: Any, output: Format) -> None:
 
 def build(
     target: str = typer.Argument(..., help="path/to/file.py:flow or package.module:flow."),
-    inputs: str = typer.Option(None, "--input", "-i", help="Default flow inputs (JSON object or "
-                               "@file) that invocations start from."),
-    stack: str = typer.Option(None, "--stack", help="Snapshot this stack instead of the flow's."),
-    image: str = typer.Option(None, "--image", help="Image option (a base image, or JSON)."),
-    cache: bool = typer.Option(None, "--cache/--no-cache", help="Cache option of the runs."),
-    retries: int = typer.Option(None, "--retries", min=0, help="Retries option of the runs."),
+    inputs: str = _INPUTS,
+    stack: str = _SNAPSHOT_STACK,
+    image: str = _IMAGE,
+    cache: bool = _CACHE,
+    retries: int = _RETRIES,
     output: Format = OutputOption,
 ) -> None:
     """Snapshot a flow as its next version with no tag routed to it (tag it later)."""

@@ -14,9 +14,9 @@ import functools
 import hashlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kitaru_core.errors import (
     ArtifactNotFoundError,
@@ -101,6 +101,10 @@ _ART_CASTS = ("text", "text", "text", "text", "text", "text", "text", "bigint", 
               "double precision", "jsonb", "bytea")  # _ART_COLS without version
 
 
+_T = TypeVar("_T")
+
+
+@functools.lru_cache(maxsize=4096)  # an artifact name per checkpoint argument and output
 def version_sequence(name: str) -> str:
     """The sequence that numbers the versions of artifact `name` (the same md5 as SQL's)."""
     return "kitaru_av_" + hashlib.md5(name.encode()).hexdigest()[:24]
@@ -383,12 +387,19 @@ class PostgresRegistry(Registry):
         )
         return [CallRecord(*r) for r in rows]
 
-    def _call_row(self, call: CallRecord) -> tuple[Any, ...]:
+    @staticmethod
+    def _call_values(call: CallRecord) -> tuple[Any, ...]:
+        """A call's column values in `_CALL_COLS` order, JSON columns as Python values."""
         return (
             call.exec_id, call.call_id, call.name, call.seq, call.status, call.type,
             call.attempts, call.started_at, call.ended_at, call.output_artifact,
-            self._json(call.error), call.cache_key, self._json(call.task),
+            call.error, call.cache_key, call.task,
         )
+
+    def _call_row(self, call: CallRecord) -> tuple[Any, ...]:
+        """`_call_values` with the JSON columns wrapped for psycopg."""
+        *head, error, cache_key, task = self._call_values(call)
+        return (*head, self._json(error), cache_key, self._json(task))
 
     def save_call(
         self,
@@ -411,12 +422,8 @@ class PostgresRegistry(Registry):
             # round trip and one implicit transaction, artifact versions from their sequences.
             values: list[Any] = []
             for a in artifacts:
-                values += (a.artifact_id, a.exec_id, a.name, a.direction, a.key, a.serializer,
-                           a.type_name, a.size, a.call_id, a.created_at, a.metadata, a.data,
-                           version_sequence(a.name))
-            values += (call.exec_id, call.call_id, call.name, call.seq, call.status, call.type,
-                       call.attempts, call.started_at, call.ended_at, call.output_artifact,
-                       call.error, call.cache_key, call.task)
+                values += (*self._art_values(a), version_sequence(a.name))
+            values += self._call_values(call)
             statement = _fused_statement(len(artifacts))
             # getconn/putconn rather than `connection()`: an autocommit statement needs no
             # transaction block around it; putconn still drops a connection that broke.
@@ -453,10 +460,17 @@ class PostgresRegistry(Registry):
         return CallRecord(*rows[0]) if rows else None
 
     # -- artifacts -----------------------------------------------------------------------------
-    def _art_row(self, a: ArtifactRecord) -> tuple[Any, ...]:
-        """An artifact's column values in `_ART_COLS` order, without the version."""
+    @staticmethod
+    def _art_values(a: ArtifactRecord) -> tuple[Any, ...]:
+        """An artifact's column values in `_ART_COLS` order without the version, its
+        metadata as a Python value."""
         return (a.artifact_id, a.exec_id, a.name, a.direction, a.key, a.serializer, a.type_name,
-                a.size, a.call_id, a.created_at, self._json(a.metadata), a.data)
+                a.size, a.call_id, a.created_at, a.metadata, a.data)
+
+    def _art_row(self, a: ArtifactRecord) -> tuple[Any, ...]:
+        """`_art_values` with the metadata wrapped for psycopg."""
+        *head, metadata, data = self._art_values(a)
+        return (*head, self._json(metadata), data)
 
     def _ensure_versions(self, artifacts: Sequence[ArtifactRecord]) -> None:
         """Create the version sequences of these artifacts' names not known to exist yet.
@@ -475,7 +489,7 @@ class PostgresRegistry(Registry):
                     pass  # another process created it at the same moment
         self._known_versions |= missing
 
-    def _with_versions(self, artifacts: Sequence[ArtifactRecord], write: Any) -> Any:
+    def _with_versions(self, artifacts: Sequence[ArtifactRecord], write: Callable[[], _T]) -> _T:
         """`write()` once the artifacts' version sequences exist; again once if one was gone
         (dropped behind this process's back: a restore, a test's reset)."""
         if not artifacts:
@@ -690,7 +704,7 @@ class PostgresRegistry(Registry):
 
     # -- memory ------------------------------------------------------------------------------------
     def put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
-        return self._with_versions(  # type: ignore[no-any-return]
+        return self._with_versions(
             [artifact] if artifact is not None else [], lambda: self._put_memory(record, artifact))
 
     def _put_memory(self, record: MemoryRecord, artifact: ArtifactRecord | None) -> MemoryRecord:
