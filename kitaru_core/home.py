@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from . import yamltext
 from .errors import ConfigError
 
 
@@ -33,7 +34,7 @@ def read_settings(home: Path | None = None) -> dict:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yamltext.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}); fix or delete the file") from exc
     if not isinstance(data, dict):

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from . import placeholders
+from . import placeholders, yamltext
 from .errors import ConfigError, KitaruError, StackBuildError, StackExistsError, StackNotFoundError
 from .home import home_dir, read_settings, stacks_dir, write_settings
 from .ids import quoted
@@ -74,7 +74,7 @@ def load_stack_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"stack file {path} could not be read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamltext.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -266,7 +266,7 @@ def validate_config(
         if key in pending or not isinstance(key, str) or not placeholders.whole_env(config.get(key)):
             continue
         try:
-            parsed = yaml.safe_load(resolved[key])
+            parsed = yamltext.safe_load(resolved[key])
         except yaml.YAMLError:
             continue
         if parsed != resolved[key]:
@@ -392,8 +392,12 @@ class StackStore:
     def get(self, name: str) -> dict[str, Any]:
         name = normalize_name(name)
         path = self._path(name)
-        if path.exists():
-            return validate_stack(load_stack_file(path), source=str(path), manager=self.manager)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            stat = None
+        if stat is not None:
+            return _validated_file(path, stat, self.manager or default_manager())
         if name == DEFAULT_STACK:
             return builtin_local_stack()
         raise StackNotFoundError(
@@ -422,6 +426,22 @@ class StackStore:
         settings = read_settings(self.home)
         settings["active_stack"] = name
         write_settings(settings, self.home)
+
+
+#: Validated stack files by path: (the file's signature, the plugin manager, the spec). A
+#: flow reads its stack on every `run()`; the file is parsed and checked again only when it
+#: changed (a registered file is replaced, never rewritten in place: a new inode).
+_specs: dict[str, tuple[tuple[int, ...], PluginManager, dict[str, Any]]] = {}
+
+
+def _validated_file(path: Path, stat: os.stat_result, manager: PluginManager) -> dict[str, Any]:
+    signature = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
+    hit = _specs.get(str(path))
+    if hit is not None and hit[0] == signature and hit[1] is manager:
+        return copy.deepcopy(hit[2])
+    spec = validate_stack(load_stack_file(path), source=str(path), manager=manager)
+    _specs[str(path)] = (signature, manager, spec)
+    return copy.deepcopy(spec)
 
 
 def resolve_stack_name(*candidates: str | None, home: Path | None = None) -> str:

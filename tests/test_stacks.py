@@ -628,3 +628,28 @@ def test_non_ascii_stack_names(cli, tmp_path: Path, kitaru_home: Path):
     assert hello("monde") == "hello monde"
     assert cli("stack", "set", "local").exit_code == 0
     assert cli("stack", "delete", name).exit_code == 0
+
+
+def test_a_stack_file_is_parsed_again_only_when_it_changed(
+    elsewhere_file: Path, tmp_path: Path, kitaru_home: Path, monkeypatch
+):
+    import kitaru_core.stack as stack_module
+
+    store = StackStore()
+    store.register(elsewhere_file)
+    parsed: list[Path] = []
+    real_load = stack_module.load_stack_file
+    monkeypatch.setattr(stack_module, "load_stack_file", lambda p: parsed.append(p) or real_load(p))
+    first = store.get("elsewhere")
+    first["description"] = "changed by the caller"  # a copy: the cached spec stays as read
+    again = store.get("elsewhere")
+    assert len(parsed) <= 1 and "description" not in again
+
+    store.register(write(tmp_path / "v2.yaml", "name: elsewhere\ndescription: v2\n"), force=True)
+    assert store.get("elsewhere")["description"] == "v2"
+    # Edited in place: a new modification time is a new signature.
+    path = stacks_dir(kitaru_home) / "elsewhere.yaml"
+    path.write_text(path.read_text().replace("v2", "v3"))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert store.get("elsewhere")["description"] == "v3"
