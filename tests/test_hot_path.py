@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kitaru_local import sqlite_registry
 from kitaru_local.configs import LocalArtifactStoreConfig, SqliteRegistryConfig
 from kitaru_local.folder_store import LocalArtifactStore
 from kitaru_local.sqlite_registry import SqliteRegistry
@@ -271,6 +272,22 @@ def test_records_survive_closing_and_reopening_after_many_commits(tmp_path: Path
     reopened = _registry(tmp_path)
     assert len(reopened.get_calls("e1")) == 600
     reopened.close()
+
+
+def test_the_wal_is_started_over_while_a_flow_keeps_writing(tmp_path: Path, monkeypatch):
+    # A WAL that only grows makes every commit extend the file (in strict mode its fsync
+    # then commits file-system metadata too): the writer catches up after each background
+    # checkpoint, so SQLite starts the file over from its first frame.
+    monkeypatch.setattr(sqlite_registry, "_CHECKPOINT_EVERY", 50)
+    registry = _registry(tmp_path)
+    commits = 3000  # at least one WAL frame each; SQLite's own checkpoint waits for 8,000
+    for i in range(commits):
+        registry.save_call(CallRecord(exec_id="e1", call_id=f"c#{i + 1}", name="c", seq=i,
+                                      status="running"))
+    frames = (tmp_path / "kitaru.db-wal").stat().st_size // (24 + 4096)
+    assert frames < commits // 2  # about 4,000 if it is never started over
+    registry.close()
+    assert len(_registry(tmp_path).get_calls("e1")) == commits
 
 
 def test_a_migrated_artifact_row_reads_with_no_inline_data(tmp_path: Path):

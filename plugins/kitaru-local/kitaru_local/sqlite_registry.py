@@ -188,7 +188,16 @@ class _Checkpointer:
     threshold, fsyncs included, so every few hundred checkpoint calls one of
     them would pay for it. A passive checkpoint blocks no reader or writer,
     so here it runs beside the flow instead. `committed` is called with the
-    registry's lock held.
+    registry's lock held, outside a transaction.
+
+    The writer catches up after each background checkpoint: while that ran, the
+    flow went on appending to the WAL, so it never ends fully copied, and SQLite
+    starts the WAL over from its first frame only when it is. A WAL that is never
+    started over grows by every commit, and a commit that extends the file makes
+    its fsync commit the file system's metadata too: in strict mode that doubled
+    the cost of every checkpoint call. The catch-up copies only the frames written
+    meanwhile (one passive checkpoint on the writer's own connection, lock held,
+    so nothing is appended during it); the next write then reuses the file.
     """
 
     def __init__(self, path: str, busy_timeout: float) -> None:
@@ -198,9 +207,14 @@ class _Checkpointer:
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._finished = False  # a background checkpoint ended since the writer caught up
 
-    def committed(self) -> None:
+    def committed(self, conn: sqlite3.Connection) -> None:
         self._commits += 1
+        if self._finished:
+            self._finished = False
+            with contextlib.suppress(sqlite3.Error):  # busy: the WAL grows until the next one
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         if self._commits < _CHECKPOINT_EVERY or self._closed:
             return
         self._commits = 0
@@ -223,6 +237,7 @@ class _Checkpointer:
                     return
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self._finished = True
                 except sqlite3.Error:
                     pass  # busy: the next wake-up tries again, and the writer's safety net remains
         finally:
@@ -437,7 +452,7 @@ class SqliteRegistry(Registry):
                             with contextlib.suppress(sqlite3.Error):
                                 self.conn.execute("ROLLBACK")
                         raise sqlite_errors.translate(err, self.path) from err
-                    self.checkpointer.committed()
+                    self.checkpointer.committed(self.conn)
             finally:
                 self.lock.release()
             if isinstance(exc, sqlite3.Error):
@@ -486,7 +501,7 @@ class SqliteRegistry(Registry):
                 self._conn.execute(_INSERT_JOURNAL, (record,))
             except sqlite3.Error as exc:
                 raise sqlite_errors.translate(exc, self.path) from exc
-            self._checkpointer.committed()
+            self._checkpointer.committed(self._conn)
             self._journaled += 1
             if self._journaled >= _FOLD_EVERY:
                 with self._tx():  # folds
@@ -694,7 +709,7 @@ class SqliteRegistry(Registry):
                         self._conn.execute(_INSERT_CALL, row)
                 except sqlite3.Error as exc:
                     raise sqlite_errors.translate(exc, self.path) from exc
-                self._checkpointer.committed()
+                self._checkpointer.committed(self._conn)
             return
         with self._tx() as conn:
             conn.execute(_INSERT_CALL, row)
