@@ -178,6 +178,10 @@ _MEM_COLS = "scope, key, version, artifact_id, deleted, exec_id, call_id, create
 
 
 _CHECKPOINT_EVERY = 512  # commits between two background checkpoints (a WAL of ~10 MB)
+# In strict mode a commit that extends the WAL file costs about twice one that reuses it
+# (its fsync commits file-system metadata too), and each process starts a new WAL file:
+# checkpoints four times as often keep the growing part short (bench/README.md).
+_STRICT_CHECKPOINT_EVERY = 128
 _AUTOCHECKPOINT_PAGES = 8000  # the writer checkpoints itself past this WAL size (32 MB)
 
 
@@ -200,9 +204,10 @@ class _Checkpointer:
     so nothing is appended during it); the next write then reuses the file.
     """
 
-    def __init__(self, path: str, busy_timeout: float) -> None:
+    def __init__(self, path: str, busy_timeout: float, every: int = _CHECKPOINT_EVERY) -> None:
         self._path = path
         self._busy_timeout = busy_timeout
+        self._every = every
         self._commits = 0
         self._wake = threading.Event()
         self._closed = False
@@ -215,7 +220,7 @@ class _Checkpointer:
             self._finished = False
             with contextlib.suppress(sqlite3.Error):  # busy: the WAL grows until the next one
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        if self._commits < _CHECKPOINT_EVERY or self._closed:
+        if self._commits < self._every or self._closed:
             return
         self._commits = 0
         if self._thread is None:
@@ -325,7 +330,10 @@ class SqliteRegistry(Registry):
         #: a one-line `StorageError`.
         self.read_only = not sqlite_errors.writable(self.path)
         sqlite_errors.check_not_truncated(self.path)
-        self._checkpointer = _Checkpointer(str(self.path), config.busy_timeout)
+        self._checkpointer = _Checkpointer(
+            str(self.path), config.busy_timeout,
+            _STRICT_CHECKPOINT_EVERY if context.strict else _CHECKPOINT_EVERY,
+        )
         self._journaled = 0  # journal rows this process appended and has not folded yet
         try:
             if self.read_only:
