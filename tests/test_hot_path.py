@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from kitaru_local import sqlite_registry
 from kitaru_local.configs import LocalArtifactStoreConfig, SqliteRegistryConfig
 from kitaru_local.folder_store import LocalArtifactStore
 from kitaru_local.sqlite_registry import SqliteRegistry
@@ -274,20 +273,39 @@ def test_records_survive_closing_and_reopening_after_many_commits(tmp_path: Path
     reopened.close()
 
 
-def test_the_wal_is_started_over_while_a_flow_keeps_writing(tmp_path: Path, monkeypatch):
-    # A WAL that only grows makes every commit extend the file (in strict mode its fsync
-    # then commits file-system metadata too): the writer catches up after each background
-    # checkpoint, so SQLite starts the file over from its first frame.
-    monkeypatch.setattr(sqlite_registry, "_CHECKPOINT_EVERY", 50)
+def test_the_wal_is_started_over_after_a_checkpoint_the_writer_outran(tmp_path: Path):
+    # A WAL that only grows makes every commit extend the file (in strict mode its fsync then
+    # commits file-system metadata too). SQLite starts it over only when a write begins with
+    # every frame copied, which a background checkpoint never leaves behind while a flow keeps
+    # committing: the writer catches up after each one.
     registry = _registry(tmp_path)
-    commits = 3000  # at least one WAL frame each; SQLite's own checkpoint waits for 8,000
-    for i in range(commits):
+
+    def commit(i: int) -> None:
         registry.save_call(CallRecord(exec_id="e1", call_id=f"c#{i + 1}", name="c", seq=i,
                                       status="running"))
-    frames = (tmp_path / "kitaru.db-wal").stat().st_size // (24 + 4096)
-    assert frames < commits // 2  # about 4,000 if it is never started over
+
+    for i in range(100):
+        commit(i)
+    # A checkpoint from another connection while the writer goes on: a reader's snapshot
+    # holds it to the first 100 commits, as a background one is held by the time it took.
+    reader = sqlite3.connect(registry.path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM calls").fetchone()
+    for i in range(100, 110):
+        commit(i)
+    checkpoint = sqlite3.connect(registry.path, isolation_level=None)
+    checkpoint.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    reader.execute("COMMIT")
+    registry._checkpointer._finished = True  # what the background thread sets when it ends
+
+    commit(110)  # the writer catches up after this commit
+    commit(111)  # begins with every frame copied: SQLite starts the WAL over
+    _, frames, _ = checkpoint.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert frames < 10  # 110 or more if the WAL had gone on growing
+    for conn in (reader, checkpoint):
+        conn.close()
     registry.close()
-    assert len(_registry(tmp_path).get_calls("e1")) == commits
+    assert len(_registry(tmp_path).get_calls("e1")) == 112
 
 
 def test_a_migrated_artifact_row_reads_with_no_inline_data(tmp_path: Path):
