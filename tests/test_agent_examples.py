@@ -68,15 +68,17 @@ def test_research_flow_records_each_model_request_and_tool_call(client):
 
 
 def _start_review(case_id: str, tmp_path) -> str:
+    # The id goes to a file: on stdout, output of the flow's thread can land inside its line.
+    id_file = tmp_path / f"exec_id-{case_id}"
     proc = subprocess.run(
         [sys.executable, "-c",
-         "import sys; sys.path.insert(0, sys.argv[1]); import compliance_review as c; "
-         "print('EXEC', c.review.run({'id': sys.argv[2]}, timeout=0).exec_id, flush=True)",
-         str(EXAMPLES / "agents"), case_id],
+         "import pathlib, sys; sys.path.insert(0, sys.argv[1]); import compliance_review as c; "
+         "pathlib.Path(sys.argv[3]).write_text(c.review.run({'id': sys.argv[2]}, timeout=0).exec_id)",
+         str(EXAMPLES / "agents"), case_id, str(id_file)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    return next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("EXEC "))
+    return id_file.read_text()
 
 
 def _until(exec_id: str, predicate, what: str) -> dict:

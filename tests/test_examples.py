@@ -37,15 +37,18 @@ def test_hello_and_replay_examples(tmp_path):
 
 @pytest.mark.slow
 def test_approval_example_is_answered_from_another_process(tmp_path):
+    # The id goes to a file: on stdout, the flow's own print (from its thread) can land in
+    # the middle of the line that carries it.
+    id_file = tmp_path / "exec_id"
     proc = subprocess.run(
         [sys.executable, "-c",
-         "import sys; sys.path.insert(0, sys.argv[1]); import approval_flow as a; "
-         "print('EXEC', a.publish_post.run('agents', timeout=0).exec_id, flush=True)",
-         str(EXAMPLES)],
+         "import pathlib, sys; sys.path.insert(0, sys.argv[1]); import approval_flow as a; "
+         "pathlib.Path(sys.argv[2]).write_text(a.publish_post.run('agents', timeout=0).exec_id)",
+         str(EXAMPLES), str(id_file)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    exec_id = next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("EXEC "))
+    exec_id = id_file.read_text()
 
     def status() -> dict:
         out = run_cli("executions", "get", exec_id, "-o", "json")
