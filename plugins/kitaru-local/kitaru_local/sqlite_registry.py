@@ -204,7 +204,7 @@ class _Checkpointer:
     so nothing is appended during it); the next write then reuses the file.
     """
 
-    def __init__(self, path: str, busy_timeout: float, every: int = _CHECKPOINT_EVERY) -> None:
+    def __init__(self, path: str, busy_timeout: float, every: int) -> None:
         self._path = path
         self._busy_timeout = busy_timeout
         self._every = every
