@@ -45,6 +45,8 @@ def read_settings(home: Path | None = None) -> dict:
 def write_settings(data: dict, home: Path | None = None) -> None:
     path = settings_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # A name of this process's own: two processes saving settings at once each rename a
+    # whole file (the last one wins) instead of one renaming the other's half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(yaml.safe_dump(data, sort_keys=True))
     os.replace(tmp, path)

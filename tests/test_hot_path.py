@@ -104,6 +104,39 @@ def test_a_short_blob_left_by_a_killed_writer_is_replaced(tmp_path: Path, durabi
     assert [p.name for p in blob.parent.iterdir()] == [key]  # no temporary file left
 
 
+@pytest.mark.parametrize("durability", ["default", "strict"])
+def test_two_threads_replacing_one_short_blob_both_succeed(
+    tmp_path: Path, durability: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Both puts of one value find a short file and replace it; their temporary files differ.
+
+    The second put runs inside the first's rename, where a thread switch could put it.
+    """
+    import kitaru_local.folder_store as folder_store
+
+    context = ComponentContext(home=tmp_path, stack_name="local", durability=durability)
+    store = LocalArtifactStore(LocalArtifactStoreConfig(), context)
+    data = b'{"answer": 42}'
+    key = "ab" + "0" * 62
+    blob = tmp_path / "artifacts" / "blobs" / "ab" / key
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(data[:3])
+    real_replace = os.replace
+    nested: list[bool] = []
+
+    def replace_after_another_put(src: str, dst: str) -> None:
+        if not nested:
+            nested.append(True)
+            store.put_blob(data, key)  # the other thread, with the same store and bytes object
+        real_replace(src, dst)
+
+    monkeypatch.setattr(folder_store.os, "replace", replace_after_another_put)
+    store.put_blob(data, key)
+
+    assert nested and blob.read_bytes() == data
+    assert [p.name for p in blob.parent.iterdir()] == [key]
+
+
 def test_putting_a_stored_blob_again_keeps_the_file(tmp_path: Path):
     store = LocalArtifactStore(LocalArtifactStoreConfig(), ComponentContext(tmp_path, "local"))
     store.put_blob(b"same", "cd" + "1" * 62)

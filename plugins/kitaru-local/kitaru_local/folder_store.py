@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import os
 import shutil
 import time
@@ -159,8 +160,11 @@ class LocalArtifactStore(ArtifactStore):
             if sync:
                 os.fsync(fd)
         except BaseException:
+            mine = os.fstat(fd).st_ino
             os.close(fd)
-            os.unlink(path)
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == mine:  # not a complete copy another put renamed in
+                    os.unlink(path)
             raise
         os.close(fd)
         return True
@@ -240,7 +244,8 @@ class LocalArtifactStore(ArtifactStore):
         shutil.rmtree(target, ignore_errors=True)
 
     def _atomic_write(self, path: str, data: bytes, folder: str) -> None:
-        tmp = path + self._tmp_suffix + str(id(data))
+        # Unique per call: two threads putting one value may both replace a short blob.
+        tmp = f"{path}{self._tmp_suffix}-{next(_TMP_NUMBERS)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             if os.write(fd, data) != len(data):  # short write: large data or a signal
@@ -256,6 +261,9 @@ class LocalArtifactStore(ArtifactStore):
 
 
 _KNOWN_KEYS_MAX = 65536
+
+#: Numbers the temporary files of this process (`next` on a count is atomic in CPython).
+_TMP_NUMBERS = itertools.count()
 
 
 #: A put that finds its blob in place refreshes the blob's time only when it is older than
