@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import itertools
 import os
 import shutil
 import time
@@ -73,7 +72,6 @@ class LocalArtifactStore(ArtifactStore):
         self._dirs: set[str] = set()
         self._known: set[str] = set()  # keys whose complete blob exists (bounded, see put_blob)
         self._strict = context.strict
-        self._tmp_suffix = f".tmp{os.getpid()}"
 
     def _blob_path(self, key: str) -> tuple[str, str]:
         folder = f"{self._blobs}/{key[:2]}"
@@ -244,8 +242,9 @@ class LocalArtifactStore(ArtifactStore):
         shutil.rmtree(target, ignore_errors=True)
 
     def _atomic_write(self, path: str, data: bytes, folder: str) -> None:
-        # Unique per call: two threads putting one value may both replace a short blob.
-        tmp = f"{path}{self._tmp_suffix}-{next(_TMP_NUMBERS)}"
+        # Unique per call, as in put_stream: two threads (or a forked child) putting one value
+        # may both replace a short blob.
+        tmp = f"{path}.tmp{os.getpid()}-{os.urandom(8).hex()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             if os.write(fd, data) != len(data):  # short write: large data or a signal
@@ -261,9 +260,6 @@ class LocalArtifactStore(ArtifactStore):
 
 
 _KNOWN_KEYS_MAX = 65536
-
-#: Numbers the temporary files of this process (`next` on a count is atomic in CPython).
-_TMP_NUMBERS = itertools.count()
 
 
 #: A put that finds its blob in place refreshes the blob's time only when it is older than
