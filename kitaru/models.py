@@ -271,8 +271,6 @@ def _read() -> dict[str, Any]:
 def _write(data: dict[str, Any]) -> None:
     import yaml
 
-    path = models_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=True))
-    os.replace(tmp, path)
+    from kitaru_core.files import replace_file
+
+    replace_file(models_path(), yaml.safe_dump(data, sort_keys=True))

@@ -12,6 +12,7 @@ import yaml
 
 from . import yamltext
 from .errors import ConfigError
+from .files import replace_file
 
 
 def home_dir() -> Path:
@@ -43,10 +44,4 @@ def read_settings(home: Path | None = None) -> dict:
 
 
 def write_settings(data: dict, home: Path | None = None) -> None:
-    path = settings_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A name of this process's own: two processes saving settings at once each rename a
-    # whole file (the last one wins) instead of one renaming the other's half-written file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=True))
-    os.replace(tmp, path)
+    replace_file(settings_path(home), yaml.safe_dump(data, sort_keys=True))

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, SecretKeyError
+from ..files import replace_file
 from ..home import home_dir
 
 KEY_ENV = "KITARU_SECRETS_KEY"
@@ -120,12 +121,7 @@ def keyring(home: Path | None = None, *, create: bool = False) -> Keyring:
 def write_key_file(keys: list[str], path: Path | None = None) -> Path:
     """Write the key file (0600, replaced atomically): `keys[0]` seals, the rest only open."""
     path = path or key_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(keys) + "\n")
-    os.replace(tmp, path)
+    replace_file(path, "\n".join(keys) + "\n", mode=0o600)
     return path
 
 
