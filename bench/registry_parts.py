@@ -19,27 +19,33 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 
 
-def _records(exec_id: str, count: int, base: int) -> list[tuple]:
+def _records(
+    exec_id: str, count: int, base: int, make_id: Callable[[str], str] | None = None
+) -> list[tuple]:
+    """`count` chain-shaped completed calls of `exec_id`, each with its three artifacts;
+    artifact ids from `make_id(exec_id)` (default: kitaru's `new_artifact_id`)."""
     from kitaru_core.records import ArtifactRecord, CallRecord
-    from kitaru_core.runtime.artifacts import new_id
+    from kitaru_core.runtime.artifacts import new_artifact_id
 
+    new = make_id or new_artifact_id
     out = []
     for i in range(base, base + count):
         now = time.time()
         state = f'{{"i":{i},"total":{i * 7}}}'.encode()
         arts = [
-            ArtifactRecord(new_id(), exec_id, "i", "input", os.urandom(32).hex(), "json", "int",
+            ArtifactRecord(new(exec_id), exec_id, "i", "input", os.urandom(32).hex(), "json", "int",
                            len(str(i)), f"step#{i}", created_at=now, data=str(i).encode()),
-            ArtifactRecord(new_id(), exec_id, "state", "input", os.urandom(32).hex(), "json", "dict",
-                           len(state), f"step#{i}", created_at=now,
-                           metadata={"source_artifact": new_id()}, data=state),
-            ArtifactRecord(new_id(), exec_id, "step", "output", os.urandom(32).hex(), "json", "dict",
-                           len(state), f"step#{i}", created_at=now, data=state),
+            ArtifactRecord(new(exec_id), exec_id, "state", "input", os.urandom(32).hex(), "json",
+                           "dict", len(state), f"step#{i}", created_at=now,
+                           metadata={"source_artifact": new(exec_id)}, data=state),
+            ArtifactRecord(new(exec_id), exec_id, "step", "output", os.urandom(32).hex(), "json",
+                           "dict", len(state), f"step#{i}", created_at=now, data=state),
         ]
         call = CallRecord(exec_id, f"step#{i}", "step", i, "completed", None, 1, now, now,
                           arts[2].artifact_id)

@@ -28,6 +28,28 @@ def new_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
 
 
+#: Leading hex digits an artifact id takes from its execution's id (see `new_artifact_id`).
+_NEAR = 4
+_HEX = frozenset("0123456789abcdef")
+
+
+def new_artifact_id(exec_id: str) -> str:
+    """A new artifact id: 32 hex digits, the first four of them its execution's.
+
+    An execution's artifacts then sit side by side in a registry's index of ids, so
+    recording them touches a few index pages however large the registry has grown.
+    With fully random ids each artifact dirtied a page of its own: SQLite's WAL took
+    1.6 KB per checkpoint call at 3,000 artifacts and 6.9 KB at 36,000, this 1.2 KB at
+    both (bench/README.md). 112 random bits keep ids unique, and the ids of one
+    execution differ from their fifth digit on, so a short prefix still names one.
+    An execution id that does not start with four hex digits gets a random id.
+    """
+    head = exec_id[:_NEAR]
+    if len(head) == _NEAR and _HEX.issuperset(head):
+        return f"{head}{_ids.getrandbits(112):028x}"
+    return new_id()
+
+
 _ids = random.Random(os.urandom(32))
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
@@ -56,7 +78,7 @@ def write_value(
         chunks, serializer = streamed
         key, size = store.put_stream(chunks)
         return ArtifactRecord(
-            artifact_id=new_id(), exec_id=exec_id, name=name, direction=direction, key=key,
+            artifact_id=new_artifact_id(exec_id), exec_id=exec_id, name=name, direction=direction, key=key,
             serializer=serializer, type_name=type_name(value), size=size, call_id=call_id,
             created_at=time.time(), metadata=metadata,
         )
@@ -71,8 +93,8 @@ def write_value(
     if not inline:
         store.put_blob(data, key)
     return ArtifactRecord(  # positional: the hot path makes two or three per call
-        new_id(), exec_id, name, direction, key, serializer, type_name(value), size, call_id, 1, time.time(),
-        metadata, data if inline else None,
+        new_artifact_id(exec_id), exec_id, name, direction, key, serializer, type_name(value), size,
+        call_id, 1, time.time(), metadata, data if inline else None,
     )
 
 
@@ -94,7 +116,7 @@ def write_bytes(
     if not inline:
         store.put_blob(data, key)
     return ArtifactRecord(
-        artifact_id=new_id(),
+        artifact_id=new_artifact_id(exec_id),
         exec_id=exec_id,
         name=name,
         direction=direction,
@@ -116,7 +138,7 @@ def link(
     meta = dict(source.metadata) if source.metadata else {}
     meta["source_artifact"] = source.artifact_id
     return ArtifactRecord(  # positional: an output passed on makes one per call
-        new_id(), exec_id, name, direction, source.key, source.serializer, source.type_name,
+        new_artifact_id(exec_id), exec_id, name, direction, source.key, source.serializer, source.type_name,
         source.size, call_id, 1, time.time(), meta, source.data,
     )
 

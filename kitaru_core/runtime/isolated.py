@@ -28,7 +28,7 @@ from ..errors import TaskError
 from ..interfaces import ExecutionTarget, Resources, TaskRequest, TaskState
 from ..records import ArtifactRecord, CallRecord, LogChunk, MetadataEntry
 from ..status import CallStatus
-from .artifacts import ensure_blob, new_id
+from .artifacts import ensure_blob, new_artifact_id
 from .code_package import code_digest, code_package, is_installed
 from .handles import OutputHandle
 from .protocol import task_name, task_prefix, task_spec, worker_argv
@@ -106,7 +106,8 @@ def run_isolated(
         if result["status"] == "ok":
             out = result["output"]
             output = ArtifactRecord(
-                artifact_id=new_id(), exec_id=ctx.exec_id, name=spec.name, direction="output",
+                artifact_id=new_artifact_id(ctx.exec_id), exec_id=ctx.exec_id, name=spec.name,
+                direction="output",
                 key=out["key"], serializer=out["serializer"], type_name=out["type_name"],
                 size=out["size"], call_id=call.call_id, created_at=time.time(),
             )
@@ -150,7 +151,7 @@ def run_isolated(
 
 def _saved_record(ctx: ExecutionContext, call: CallRecord, saved: dict[str, Any]) -> ArtifactRecord:
     return ArtifactRecord(
-        artifact_id=new_id(), exec_id=ctx.exec_id, name=saved["name"], direction="saved",
+        artifact_id=new_artifact_id(ctx.exec_id), exec_id=ctx.exec_id, name=saved["name"], direction="saved",
         key=saved["key"], serializer=saved["serializer"], type_name=saved["type_name"],
         size=saved["size"], call_id=call.call_id, created_at=time.time(),
         metadata=saved.get("metadata"),
