@@ -14,11 +14,25 @@ from . import yamltext
 from .errors import ConfigError
 from .files import replace_file
 
+#: (KITARU_HOME, the working folder if that is relative, the resolved folder) last seen.
+_resolved: tuple[str, str, Path] | None = None
+
 
 def home_dir() -> Path:
     """The kitaru home folder (not created)."""
+    global _resolved
     env = os.environ.get("KITARU_HOME")
-    return Path(env).expanduser().resolve() if env else Path.home() / ".kitaru"
+    if not env:
+        return Path.home() / ".kitaru"
+    # Resolved once per value: every flow.run() asks a few times, and resolving costs a
+    # system call per path component (~30 µs).
+    cwd = "" if env.startswith(("/", "~")) else os.getcwd()
+    hit = _resolved
+    if hit is not None and hit[0] == env and hit[1] == cwd:
+        return hit[2]
+    path = Path(env).expanduser().resolve()
+    _resolved = (env, cwd, path)
+    return path
 
 
 def stacks_dir(home: Path | None = None) -> Path:

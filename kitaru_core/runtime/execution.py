@@ -38,6 +38,7 @@ from ..records import ArtifactRecord, CallRecord, ExecutionRecord, LogChunk, Met
 from ..status import CallStatus, ExecutionStatus
 from . import capture
 from .artifacts import link, write_value
+from .delayed_start import DelayedStarter, register_after_fork
 from .handles import OutputHandle, resolve
 from .owner import LEASE_SECONDS
 from .state import current_call, current_execution
@@ -198,6 +199,7 @@ class ExecutionContext:
         self._progress_lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._ticking_since = time.monotonic()
         # The run's `cache` option (None: each checkpoint's own; see FlowSpec).
         self.run_cache: bool | None = None
         # Running calls with live events (CallContext.go_live); flow-body event counters.
@@ -707,6 +709,12 @@ class ExecutionContext:
         )
 
     # -- background: lease renewal, log flushing, cancellation -------------------
+    def schedule_ticker(self) -> None:
+        """Have this run's ticker start once the run has lasted one tick (its first work is
+        due then; a run that ends sooner never starts one: see `delayed_start`)."""
+        self._ticking_since = time.monotonic()
+        _TICKERS.add(self)
+
     def start_ticker(self) -> None:
         self._ticker = threading.Thread(
             target=self._tick_loop, name=f"kitaru-tick-{self.exec_id[:8]}", daemon=True
@@ -715,35 +723,45 @@ class ExecutionContext:
 
     def stop_ticker(self) -> None:
         self._stop.set()
+        _TICKERS.discard(self)  # once it returns, the ticker is either started or never will be
         if self._ticker is not None:
             self._ticker.join(timeout=5)
         self.flush_logs()
 
     def _tick_loop(self) -> None:
+        """Every tick from the run's first one on: running records, logs, events, the
+        lease, and whether the run was cancelled."""
         renew_every = max(LEASE_SECONDS / 3, _TICK_SECONDS)
-        next_renew = time.monotonic() + renew_every
-        while not self._stop.wait(_TICK_SECONDS):
+        next_renew = self._ticking_since + renew_every
+        while not self._stop.is_set():
             try:
-                self.record_progress()
-                self.flush_logs()
-                if self._live_calls:
-                    self.flush_events()
-                if time.monotonic() >= next_renew:
-                    next_renew = time.monotonic() + renew_every
-                    ok = self.registry.renew_lease(
-                        self.exec_id, owner=self.owner, lease_expires=time.time() + LEASE_SECONDS
-                    )
-                    if not ok:
-                        status = self.registry.get_execution(self.exec_id).status
-                        if status == ExecutionStatus.CANCELLED.value:
-                            self.cancelled = True
-                        else:
-                            self.lost_lease = True
-                            self.cancelled = True
-                elif self.registry.get_execution(self.exec_id).status == "cancelled":
-                    self.cancelled = True
+                next_renew = self._tick(next_renew, renew_every)
             except Exception:
-                continue
+                pass
+            if self._stop.wait(_TICK_SECONDS):
+                return
+
+    def _tick(self, next_renew: float, renew_every: float) -> float:
+        """One tick's work; returns when the lease is next renewed."""
+        self.record_progress()
+        self.flush_logs()
+        if self._live_calls:
+            self.flush_events()
+        if time.monotonic() >= next_renew:
+            next_renew = time.monotonic() + renew_every
+            ok = self.registry.renew_lease(
+                self.exec_id, owner=self.owner, lease_expires=time.time() + LEASE_SECONDS
+            )
+            if not ok:
+                status = self.registry.get_execution(self.exec_id).status
+                if status == ExecutionStatus.CANCELLED.value:
+                    self.cancelled = True
+                else:
+                    self.lost_lease = True
+                    self.cancelled = True
+        elif self.registry.get_execution(self.exec_id).status == "cancelled":
+            self.cancelled = True
+        return next_renew
 
     def record_progress(self) -> None:
         """Write the `running` record of each call still running since the last tick."""
@@ -759,6 +777,10 @@ class ExecutionContext:
         if chunks:
             self.registry.append_logs(chunks)
 
+
+#: Starts each run's ticker once the run has lasted a tick (see `delayed_start`).
+_TICKERS = DelayedStarter(_TICK_SECONDS, ExecutionContext.start_ticker)  # type: ignore[arg-type]
+register_after_fork(_TICKERS)
 
 #: The frame that calls a checkpoint function (see `interrupted_in_call`).
 _CALL_BOUNDARY = ExecutionContext._run_inline.__code__
@@ -848,7 +870,7 @@ def run_flow_body(
     token = current_execution.set(ctx)
     cap, cap_token = capture.start(None)
     ctx._captures.append(cap)
-    ctx.start_ticker()
+    ctx.schedule_ticker()
     try:
         attempt = 0
         while True:

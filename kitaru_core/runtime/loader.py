@@ -13,19 +13,31 @@ from ..serializers import script_module_name
 from .isolated import module_root
 from .specs import FlowSpec, flow_spec_of
 
+#: `_where` by (file name as compiled, module, working folder): a flow is run many times.
+_places: dict[tuple[str, str, str], dict[str, str]] = {}
+
 
 def flow_reference(fn: Any) -> dict[str, Any]:
     """What a new process needs to import this flow: module, qualname, file, root, cwd."""
     code = getattr(fn, "__code__", None)
-    file = os.path.abspath(code.co_filename) if code is not None else None
-    ref: dict[str, Any] = {"module": fn.__module__, "qualname": fn.__qualname__, "cwd": os.getcwd()}
-    if file and os.path.exists(file):
-        root, module_name = module_root(fn.__module__, file)
-        rel_file = os.path.relpath(file, root).replace(os.sep, "/")
-        ref.update(file=file, root=str(root), import_name=module_name, rel_file=rel_file)
+    cwd = os.getcwd()
+    ref: dict[str, Any] = {"module": fn.__module__, "qualname": fn.__qualname__, "cwd": cwd}
+    if code is not None and os.path.exists(code.co_filename):
+        key = (code.co_filename, fn.__module__, cwd)
+        place = _places.get(key)
+        if place is None:
+            place = _places[key] = _where(fn.__module__, os.path.abspath(code.co_filename))
+        ref.update(place)
     if fn.__module__ == "__main__":
         script_module_name()  # a value of the script's classes read back here finds the script itself
     return ref
+
+
+def _where(module: str, file: str) -> dict[str, str]:
+    """The file, the folder to import it from, and its module name and path there."""
+    root, module_name = module_root(module, file)
+    rel_file = os.path.relpath(file, root).replace(os.sep, "/")
+    return {"file": file, "root": str(root), "import_name": module_name, "rel_file": rel_file}
 
 
 def not_importable_reason(fn: Any) -> str | None:
