@@ -253,11 +253,13 @@ def _suggest_alias(name: str) -> str:
 def _read() -> dict[str, Any]:
     import yaml
 
+    from kitaru_core import yamltext
+
     path = models_path()
     if not path.exists():
         return {"aliases": {}}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yamltext.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}); fix or delete the file") from exc
     aliases = data.get("aliases") if isinstance(data, dict) else None

@@ -8,9 +8,10 @@ and keeps the ids that start with it. More than one match is an error listing th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from .errors import InvalidValueError
+from .errors import ArtifactNotFoundError, ExecutionNotFoundError, InvalidValueError
+from .records import ArtifactRecord, ExecutionRecord
 
 #: Longest id (or prefix) a registry looks up; kitaru's own ids have 32 characters.
 MAX_ID_LENGTH = 128
@@ -56,3 +57,53 @@ def ambiguous_message(kind: str, prefix: str, matches: Sequence[str], more: bool
     tail = " and more" if more or len(matches) > SHOWN_MATCHES else ""
     return (f"{kind} id prefix {quoted(prefix)} is ambiguous: it matches {shown}{tail}; "
             "give more characters")
+
+
+def one_execution(
+    given: str,
+    *,
+    exact: Callable[[str], list[ExecutionRecord]],
+    by_prefix: Callable[[str], list[ExecutionRecord]],
+    where: str,
+) -> ExecutionRecord:
+    """The execution whose id is `given`, else the one whose id starts with it.
+
+    `exact` and `by_prefix` fetch from a registry (`by_prefix` at most SHOWN_MATCHES + 1
+    records, see `prefix_range`); `where` names the registry in the not-found message.
+    """
+    check_id("execution", given)
+    found = exact(given) or by_prefix(given)
+    if len(found) > 1:
+        raise ExecutionNotFoundError(ambiguous_message(
+            "execution", given, [f"{e.exec_id[:12]} ({e.flow_name}, {e.status})" for e in found],
+            more=len(found) > SHOWN_MATCHES,
+        ))
+    if not found:
+        raise ExecutionNotFoundError(
+            f"no execution {quoted(given)} in the registry at {where}; list executions "
+            "with `kitaru executions list` (or check the stack with KITARU_STACK)"
+        )
+    return found[0]
+
+
+def one_artifact(
+    given: str,
+    *,
+    exact: Callable[[str], list[ArtifactRecord]],
+    by_prefix: Callable[[str], list[ArtifactRecord]],
+) -> ArtifactRecord:
+    """The artifact whose id is `given`, else the one whose id starts with it (see
+    `one_execution`)."""
+    check_id("artifact", given)
+    found = exact(given) or by_prefix(given)
+    if len(found) > 1:
+        raise ArtifactNotFoundError(ambiguous_message(
+            "artifact", given,
+            [f"{a.artifact_id[:12]} ({a.name}, execution {a.exec_id[:12]})" for a in found],
+            more=len(found) > SHOWN_MATCHES,
+        ))
+    if not found:
+        raise ArtifactNotFoundError(
+            f"no artifact {quoted(given)}; list them with `kitaru executions get EXEC_ID`"
+        )
+    return found[0]

@@ -39,12 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from kitaru_core.errors import (
-    ArtifactNotFoundError,
     DocumentConflictError,
-    ExecutionNotFoundError,
     StorageError,
 )
-from kitaru_core.ids import SHOWN_MATCHES, ambiguous_message, check_id, prefix_range, quoted
+from kitaru_core.ids import SHOWN_MATCHES, one_artifact, one_execution, prefix_range
 from kitaru_core.interfaces import ComponentContext, FlavorConfig, Registry
 from kitaru_core.records import (
     ArtifactRecord,
@@ -568,24 +566,15 @@ class SqliteRegistry(Registry):
         return ExecutionRecord(**data)
 
     def get_execution(self, exec_id: str) -> ExecutionRecord:
-        check_id("execution", exec_id)
         cols = ", ".join(_EXEC_COLS)
-        rows = self._query(f"SELECT {cols} FROM executions WHERE exec_id = ?", (exec_id,))
-        if not rows:
-            rows = self._by_prefix("executions", "exec_id", cols, exec_id)
-            if len(rows) > 1:
-                found = [self._exec(r) for r in rows]
-                raise ExecutionNotFoundError(ambiguous_message(
-                    "execution", exec_id,
-                    [f"{e.exec_id[:12]} ({e.flow_name}, {e.status})" for e in found],
-                    more=len(rows) > SHOWN_MATCHES,
-                ))
-        if not rows:
-            raise ExecutionNotFoundError(
-                f"no execution {quoted(exec_id)} in the registry at {self.path}; list executions "
-                "with `kitaru executions list` (or check the stack with KITARU_STACK)"
-            )
-        return self._exec(rows[0])
+        return one_execution(
+            exec_id,
+            exact=lambda given: [self._exec(r) for r in self._query(
+                f"SELECT {cols} FROM executions WHERE exec_id = ?", (given,))],
+            by_prefix=lambda given: [
+                self._exec(r) for r in self._by_prefix("executions", "exec_id", cols, given)],
+            where=str(self.path),
+        )
 
     def _by_prefix(self, table: str, column: str, cols: str, prefix: str) -> list[tuple[Any, ...]]:
         """Rows whose `column` starts with `prefix`, taken literally (no LIKE or GLOB
@@ -788,23 +777,14 @@ class SqliteRegistry(Registry):
         return ArtifactRecord(*row[:-2], None if meta is None else json.loads(meta), row[-1])
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
-        check_id("artifact", artifact_id)
         cols = _ART_SELECT
-        rows = self._query(f"SELECT {cols} FROM artifacts WHERE artifact_id = ?", (artifact_id,))
-        if not rows:
-            rows = self._by_prefix("artifacts", "artifact_id", cols, artifact_id)
-            if len(rows) > 1:
-                found = [self._art(r) for r in rows]
-                raise ArtifactNotFoundError(ambiguous_message(
-                    "artifact", artifact_id,
-                    [f"{a.artifact_id[:12]} ({a.name}, execution {a.exec_id[:12]})" for a in found],
-                    more=len(rows) > SHOWN_MATCHES,
-                ))
-        if not rows:
-            raise ArtifactNotFoundError(
-                f"no artifact {quoted(artifact_id)}; list them with `kitaru executions get EXEC_ID`"
-            )
-        return self._art(rows[0])
+        return one_artifact(
+            artifact_id,
+            exact=lambda given: [self._art(r) for r in self._query(
+                f"SELECT {cols} FROM artifacts WHERE artifact_id = ?", (given,))],
+            by_prefix=lambda given: [
+                self._art(r) for r in self._by_prefix("artifacts", "artifact_id", cols, given)],
+        )
 
     def list_artifacts(
         self, *, exec_id: str | None = None, name: str | None = None, call_id: str | None = None

@@ -19,13 +19,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kitaru_core.errors import (
-    ArtifactNotFoundError,
     ConfigError,
     DocumentConflictError,
-    ExecutionNotFoundError,
     KitaruError,
 )
-from kitaru_core.ids import SHOWN_MATCHES, ambiguous_message, check_id, prefix_range, quoted
+from kitaru_core.ids import SHOWN_MATCHES, one_artifact, one_execution, prefix_range
 from kitaru_core.interfaces import ComponentContext, Registry
 from kitaru_core.records import (
     ArtifactRecord,
@@ -279,23 +277,14 @@ class PostgresRegistry(Registry):
         return ExecutionRecord(**data)
 
     def get_execution(self, exec_id: str) -> ExecutionRecord:
-        check_id("execution", exec_id)
-        rows = self._query(f"SELECT {_EXEC_SELECT} FROM executions WHERE exec_id = %s", (exec_id,))
-        if not rows:
-            rows = self._by_prefix("executions", "exec_id", _EXEC_SELECT, exec_id)
-            if len(rows) > 1:
-                found = [self._exec(r) for r in rows]
-                raise ExecutionNotFoundError(ambiguous_message(
-                    "execution", exec_id,
-                    [f"{e.exec_id[:12]} ({e.flow_name}, {e.status})" for e in found],
-                    more=len(rows) > SHOWN_MATCHES,
-                ))
-        if not rows:
-            raise ExecutionNotFoundError(
-                f"no execution {quoted(exec_id)} in the registry at {self.where}; list executions "
-                "with `kitaru executions list` (or check the stack with KITARU_STACK)"
-            )
-        return self._exec(rows[0])
+        return one_execution(
+            exec_id,
+            exact=lambda given: [self._exec(r) for r in self._query(
+                f"SELECT {_EXEC_SELECT} FROM executions WHERE exec_id = %s", (given,))],
+            by_prefix=lambda given: [
+                self._exec(r) for r in self._by_prefix("executions", "exec_id", _EXEC_SELECT, given)],
+            where=self.where,
+        )
 
     def _by_prefix(self, table: str, column: str, cols: str, prefix: str) -> list[tuple[Any, ...]]:
         """Rows whose `column` starts with `prefix`, taken literally: a range of the key."""
@@ -533,24 +522,13 @@ class PostgresRegistry(Registry):
         return art
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
-        check_id("artifact", artifact_id)
-        rows = self._query(
-            f"SELECT {_ART_SELECT} FROM artifacts WHERE artifact_id = %s", (artifact_id,)
+        return one_artifact(
+            artifact_id,
+            exact=lambda given: [self._art(r) for r in self._query(
+                f"SELECT {_ART_SELECT} FROM artifacts WHERE artifact_id = %s", (given,))],
+            by_prefix=lambda given: [
+                self._art(r) for r in self._by_prefix("artifacts", "artifact_id", _ART_SELECT, given)],
         )
-        if not rows:
-            rows = self._by_prefix("artifacts", "artifact_id", _ART_SELECT, artifact_id)
-            if len(rows) > 1:
-                found = [self._art(r) for r in rows]
-                raise ArtifactNotFoundError(ambiguous_message(
-                    "artifact", artifact_id,
-                    [f"{a.artifact_id[:12]} ({a.name}, execution {a.exec_id[:12]})" for a in found],
-                    more=len(rows) > SHOWN_MATCHES,
-                ))
-        if not rows:
-            raise ArtifactNotFoundError(
-                f"no artifact {quoted(artifact_id)}; list them with `kitaru executions get EXEC_ID`"
-            )
-        return self._art(rows[0])
 
     def list_artifacts(
         self, *, exec_id: str | None = None, name: str | None = None, call_id: str | None = None
