@@ -117,7 +117,8 @@ class _Floor:
     """
 
     def __init__(self, path: str, synchronous: str) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)  # autocommit: one statement, one commit
+        # Autocommit: one statement, one commit. Any thread may use it (bench/flow_overhead.py).
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
         self.conn.execute(

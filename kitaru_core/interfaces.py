@@ -156,6 +156,25 @@ class Registry(Component):
         fields (`failure`, `replay`, `runner`, ...) are stored and returned as given.
         """
 
+    def record_outcome(
+        self,
+        exec_id: str,
+        fields: dict[str, Any],
+        artifacts: Sequence[ArtifactRecord] = (),
+        *,
+        owner: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+    ) -> bool:
+        """`add_artifacts(artifacts)`, then `update_execution(exec_id, fields, owner=,
+        statuses=)`: a run's result and its outcome; True if the update matched.
+
+        The artifacts are recorded whether or not it did. A backend that can do both in
+        one transaction overrides this (one commit per finished run instead of two).
+        """
+        if artifacts:
+            self.add_artifacts(list(artifacts))
+        return self.update_execution(exec_id, fields, owner=owner, statuses=statuses)
+
     # -- checkpoint calls -------------------------------------------------
     @abc.abstractmethod
     def get_calls(self, exec_id: str) -> list[CallRecord]:

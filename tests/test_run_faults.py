@@ -72,7 +72,8 @@ def test_recording_the_failure_fails_too_then_the_execution_is_resumable(monkeyp
     with monkeypatch.context() as m:
         _fail_on(m, "save_call", when=lambda call, *a, **k: call.call_id == "step#2"
                  and call.status == "completed")
-        _fail_on(m, "update_execution", when=lambda exec_id, fields, **k: "status" in fields)
+        # The outcome (a finished run's status) is recorded by `record_outcome`.
+        _fail_on(m, "record_outcome", when=lambda exec_id, fields, *a, **k: "status" in fields)
         handle = two_steps.run()
         with pytest.raises(FlowFailedError, match="injected into save_call"):
             handle.wait()

@@ -110,7 +110,14 @@ def test_status_is_waiting_while_the_runner_polls_and_running_once_it_takes_the_
             statuses.append(fields["status"])
         return original(exec_id, fields, **kw)
 
+    original_outcome = stack.registry.record_outcome
+
+    def spy_outcome(exec_id: str, fields: dict[str, Any], *args: Any, **kw: Any) -> bool:
+        statuses.append(fields["status"])  # a finished run's status
+        return original_outcome(exec_id, fields, *args, **kw)
+
     monkeypatch.setattr(stack.registry, "update_execution", spy)
+    monkeypatch.setattr(stack.registry, "record_outcome", spy_outcome)
     _, _, launched = service.provide_input(stack, handle.exec_id, "go", False)
     assert not launched
     assert handle.wait(30) == "taken: False"

@@ -23,7 +23,7 @@ import hashlib
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -898,8 +898,7 @@ def run_flow_body(
             ctx.store, result, exec_id=ctx.exec_id, name="output", direction="output",
             what=f"flow {flow.name!r} result", inline_limit=ctx.inline_limit,
         )
-        registry.add_artifacts([output])
-        if not _finish(ctx, ExecutionStatus.COMPLETED, result_artifact=output.artifact_id):
+        if not _finish(ctx, ExecutionStatus.COMPLETED, (output,), result_artifact=output.artifact_id):
             raise _Cancelled()
         return result
     except FlowSuspended as exc:
@@ -948,11 +947,15 @@ def _failed_call(ctx: ExecutionContext) -> str | None:
 _LIVE = (ExecutionStatus.RUNNING.value, ExecutionStatus.WAITING.value)
 
 
-def _finish(ctx: ExecutionContext, status: ExecutionStatus | None, **fields: Any) -> bool:
-    """Record the outcome and give up ownership.
+def _finish(
+    ctx: ExecutionContext, status: ExecutionStatus | None,
+    artifacts: Sequence[ArtifactRecord] = (), **fields: Any,
+) -> bool:
+    """Record the outcome (with `artifacts`, the result) and give up ownership.
 
     Returns False if the execution was cancelled meanwhile: a cancel is final,
-    so its status stays `cancelled` whatever the body did after it.
+    so its status stays `cancelled` whatever the body did after it (the result is
+    recorded all the same).
     """
     with contextlib.suppress(Exception):  # the outcome matters more than the last log lines
         ctx.flush_logs()
@@ -961,8 +964,12 @@ def _finish(ctx: ExecutionContext, status: ExecutionStatus | None, **fields: Any
         update = {**release, "status": status.value, **fields}
         if status.is_finished:
             update["ended_at"] = time.time()
-        if ctx.registry.update_execution(ctx.exec_id, update, owner=ctx.owner, statuses=_LIVE):
+        if ctx.registry.record_outcome(
+            ctx.exec_id, update, artifacts, owner=ctx.owner, statuses=_LIVE
+        ):
             return True
+    elif artifacts:
+        ctx.registry.add_artifacts(list(artifacts))
     ctx.registry.update_execution(ctx.exec_id, release, owner=ctx.owner)
     return status is None
 

@@ -268,6 +268,30 @@ class RegistryConformance(ComponentConformance):
         got = registry.get_execution(rec.exec_id)
         assert (got.status, got.ended_at, got.failure) == ("cancelled", 5.0, failure)
 
+    def test_an_outcome_records_its_result_even_when_the_update_does_not_match(
+        self, registry: Registry
+    ) -> None:
+        done, cancelled = execution(owner="me"), execution(owner="me")
+        registry.create_execution(done)
+        registry.create_execution(cancelled)
+        result = artifact(done.exec_id, "output", call_id=None)
+        assert registry.record_outcome(
+            done.exec_id, {"status": "completed", "owner": None, "result_artifact": result.artifact_id},
+            [result], owner="me", statuses=("running", "waiting"),
+        )
+        got = registry.get_execution(done.exec_id)
+        assert (got.status, got.owner, got.result_artifact) == ("completed", None, result.artifact_id)
+        assert registry.get_artifact(result.artifact_id).name == "output"
+
+        assert registry.update_execution(cancelled.exec_id, {"status": "cancelled"})
+        late = artifact(cancelled.exec_id, "output", call_id=None)
+        assert not registry.record_outcome(
+            cancelled.exec_id, {"status": "completed", "result_artifact": late.artifact_id},
+            [late], owner="me", statuses=("running", "waiting"),
+        )
+        assert registry.get_execution(cancelled.exec_id).status == "cancelled"
+        assert registry.get_artifact(late.artifact_id).exec_id == cancelled.exec_id
+
     # -- calls -----------------------------------------------------------------------------
     def test_save_call_upserts_and_lists_in_call_order(self, registry: Registry) -> None:
         rec = execution()

@@ -645,6 +645,30 @@ class SqliteRegistry(Registry):
         statuses: tuple[str, ...] | None = None,
         expected_version: int | None = None,
     ) -> bool:
+        sql, params = self._update_sql(exec_id, fields, owner, statuses, expected_version)
+        with self._tx() as conn:
+            return conn.execute(sql, params).rowcount == 1
+
+    def record_outcome(
+        self,
+        exec_id: str,
+        fields: dict[str, Any],
+        artifacts: Sequence[ArtifactRecord] = (),
+        *,
+        owner: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+    ) -> bool:
+        sql, params = self._update_sql(exec_id, fields, owner, statuses, None)
+        with self._tx() as conn:
+            if artifacts:
+                self._insert_artifacts(conn, artifacts)
+            return conn.execute(sql, params).rowcount == 1
+
+    @staticmethod
+    def _update_sql(
+        exec_id: str, fields: dict[str, Any], owner: str | None,
+        statuses: tuple[str, ...] | None, expected_version: int | None,
+    ) -> tuple[str, list[Any]]:
         sets = ", ".join(f"{k} = ?" for k in fields)
         params = [_dumps(v) if k in _EXEC_JSON else v for k, v in fields.items()]
         sql = f"UPDATE executions SET {sets}, version = version + 1 WHERE exec_id = ?"
@@ -658,8 +682,7 @@ class SqliteRegistry(Registry):
         if expected_version is not None:
             sql += " AND version = ?"
             params.append(expected_version)
-        with self._tx() as conn:
-            return conn.execute(sql, params).rowcount == 1
+        return sql, params
 
     # -- calls ---------------------------------------------------------------------------
     def get_calls(self, exec_id: str) -> list[CallRecord]:
