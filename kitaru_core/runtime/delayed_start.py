@@ -18,8 +18,8 @@ from collections.abc import Callable, Hashable
 
 
 class DelayedStarter:
-    """Calls `start(key)` for each added key one to two `delay`s after it was added, unless
-    it was discarded first. Keys are started in the order they were added."""
+    """Calls `start(key)` for each added key `delay` seconds after it was added, unless it
+    was discarded first. Keys are started in the order they were added."""
 
     def __init__(self, delay: float, start: Callable[[Hashable], None]) -> None:
         self._delay = delay
@@ -34,8 +34,8 @@ class DelayedStarter:
 
     def add(self, key: Hashable) -> None:
         # No notify: waking the waiting thread costs the adding thread a GIL hand-off, more
-        # than the thread start this saves. The waiting thread looks at least once a delay,
-        # so a key starts between one and two delays after it was added.
+        # than the thread start this saves. Waiting with nothing due, the thread looks again
+        # after one delay at the most, so it is awake by the time a key added meanwhile is due.
         with self._cond:
             self._due[key] = time.monotonic() + self._delay
             if self._thread is None or not self._thread.is_alive():
