@@ -1,6 +1,6 @@
 """Does recording a checkpoint call cost more as the `sqlite` registry's history grows?
 
-    .venv/bin/python bench/registry_growth.py [--history 2000,20000,60000] [--calls 256] [--rounds 5]
+    .venv/bin/python bench/registry_growth.py [--history 2000,20000,150000] [--calls 256] [--rounds 3]
 
 For each history size H, in a fresh temporary kitaru home: H chain-shaped completed calls
 (`registry_parts._records`: three inline artifact references each), 200 per execution, are
@@ -9,13 +9,13 @@ and folded into `calls` and `artifacts`. Printed per call of that last fold, the
 `--rounds` fresh homes: CPU microseconds and the bytes SQLite wrote to its WAL, for two ways
 of making artifact ids:
 
-- `execution`: kitaru's (`new_artifact_id`): the first four hex digits are the execution's,
-  so one execution's artifacts sit side by side in the id index;
+- `execution`: kitaru's (`new_artifact_id`): the first two hex digits are the execution's,
+  so one execution's artifacts sit in one 256th of the id index;
 - `random`: 32 random hex digits (what kitaru made before), each artifact in its own place.
 
 The ratio column is each size's figure over the smallest history's, in the same run: 1.0
 means recording does not get dearer as history grows. Not part of `run.py` (building the
-largest history takes a minute); it measures and prints, it asserts nothing.
+largest history takes a while); it measures and prints, it asserts nothing.
 """
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ def measure(history: int, calls: int, make_id: Callable[[str], str]) -> tuple[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--history", default="2000,20000,60000",
-                        help="comma-separated history sizes, in calls (default: 2000,20000,60000)")
+    parser.add_argument("--history", default="2000,20000,150000",
+                        help="comma-separated history sizes, in calls (default: 2000,20000,150000)")
     parser.add_argument("--calls", type=int, default=256, help="the registry folds every 256")
-    parser.add_argument("--rounds", type=int, default=5, help="each figure is the best of these")
+    parser.add_argument("--rounds", type=int, default=3, help="each figure is the best of these")
     opts = parser.parse_args()
     sizes = sorted(int(s) for s in opts.history.split(","))
     (BENCH / ".kitaru-home").mkdir(exist_ok=True)  # git-ignored, like run.py's homes
