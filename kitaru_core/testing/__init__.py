@@ -37,8 +37,9 @@ from .suites.registry import RegistryConformance  # noqa: E402
 #: commit with their execution and housekeeping; 3, the ArtifactStore suite; 4, the
 #: ExecutionTarget and Orchestrator suites; 6, the execution's `runner` field and
 #: `update_execution(expected_version=)` (the runner watchdog); 7, `list_executions(before=)`
-#: keyset pages, newest first by (created_at, exec_id); 8, `ArtifactStore.get_range` (part of a blob).
-SUITE_VERSION = 8
+#: keyset pages, newest first by (created_at, exec_id); 8, `ArtifactStore.get_range` (part of a blob);
+#: 9, `Registry.record_outcome` (a run's result and outcome; the default needs no override).
+SUITE_VERSION = 9
 
 __all__ = [
     "SUITE_VERSION",
