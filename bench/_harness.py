@@ -80,6 +80,16 @@ _homes: list[str] = []
 
 
 @atexit.register
+def new_home(*, use: bool = True) -> Path:
+    """A new empty kitaru home under bench/.kitaru-home (git-ignored), for the scripts that
+    measure in their own process; `use` makes it this process's KITARU_HOME."""
+    DEFAULT_TEMP_ROOT.mkdir(exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="kitaru-bench-", dir=DEFAULT_TEMP_ROOT))
+    if use:
+        os.environ["KITARU_HOME"] = str(home)
+    return home
+
+
 def remove_homes() -> None:
     """Remove every temporary home made so far."""
     while _homes:

@@ -18,7 +18,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,12 +30,12 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=15)
     opts = parser.parse_args()
-    (BENCH / ".kitaru-home").mkdir(exist_ok=True)  # git-ignored, like run.py's homes
-    home = Path(tempfile.mkdtemp(prefix="kitaru-bench-", dir=BENCH / ".kitaru-home"))
-    os.environ["KITARU_HOME"] = str(home)
     sys.path.insert(0, str(BENCH))
     import _flows
     import checkpoint_overhead
+    from _harness import new_home
+
+    home = new_home()
 
     floor = checkpoint_overhead._Floor(str(home / "floor.db"), "NORMAL")
 

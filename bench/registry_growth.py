@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+from _harness import new_home
+
 PER_EXECUTION = 200
 
 
@@ -41,7 +41,7 @@ def measure(history: int, calls: int, make_id: Callable[[str], str]) -> tuple[fl
     from kitaru_core.interfaces import ComponentContext
     from kitaru_core.runtime.artifacts import new_id
 
-    home = Path(tempfile.mkdtemp(prefix="kitaru-bench-", dir=BENCH / ".kitaru-home"))
+    home = new_home(use=False)
     registry = sqlite_registry.SqliteRegistry(SqliteRegistryConfig(), ComponentContext(home, "local"))
     try:
         for start in range(0, history, PER_EXECUTION):
@@ -77,8 +77,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="each figure is the best of these")
     opts = parser.parse_args()
     sizes = sorted(int(s) for s in opts.history.split(","))
-    (BENCH / ".kitaru-home").mkdir(exist_ok=True)  # git-ignored, like run.py's homes
-    os.environ["KITARU_HOME"] = tempfile.mkdtemp(prefix="kitaru-bench-", dir=BENCH / ".kitaru-home")
+    new_home()
     from kitaru_local import sqlite_registry
 
     from kitaru_core.runtime.artifacts import new_artifact_id, new_id

@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,10 +57,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2560)
     parser.add_argument("--rounds", type=int, default=3)
     opts = parser.parse_args()
-    (BENCH / ".kitaru-home").mkdir(exist_ok=True)  # git-ignored, like run.py's homes
-    home = Path(tempfile.mkdtemp(prefix="kitaru-bench-", dir=BENCH / ".kitaru-home"))
-    os.environ["KITARU_HOME"] = str(home)
     sys.path.insert(0, str(BENCH))
+    from _harness import new_home
+
+    home = new_home()
     import checkpoint_overhead
     import kitaru_local.sqlite_registry as sqlite_registry
     from kitaru_local.configs import SqliteRegistryConfig
