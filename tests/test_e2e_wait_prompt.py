@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import sys
@@ -30,7 +31,10 @@ def asked() -> str:
 
 if __name__ == "__main__":
     handle = asked.run()
-    print("EXEC", handle.exec_id, flush=True)
+    # One write: the flow's thread may write its prompt at the same moment (print writes each
+    # piece on its own, and the prompt once landed between "EXEC" and the id).
+    sys.stdout.write(f"EXEC {handle.exec_id}\\n")
+    sys.stdout.flush()
     if sys.argv[1] == "wait":
         print("RESULT", handle.wait(), flush=True)
 '''
@@ -63,7 +67,9 @@ def run_at_a_terminal(script: Path, mode: str, keys: bytes) -> tuple[str, str]:
             os.waitpid(pid, 0)
         os.close(fd)
     text = out.decode(errors="replace")
-    return text.split("EXEC ")[1].split()[0], text
+    found = re.search(r"EXEC ([0-9a-f]{32})", text)
+    assert found, f"the prompt flow printed no execution id; its output:\n{text}"
+    return found.group(1), text
 
 
 def _read(fd: int, deadline: float, so_far: bytes) -> bytes:
