@@ -9,9 +9,12 @@ and keeps the ids that start with it. More than one match is an error listing th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from .errors import ArtifactNotFoundError, ExecutionNotFoundError, InvalidValueError
 from .records import ArtifactRecord, ExecutionRecord
+
+T = TypeVar("T")
 
 #: Longest id (or prefix) a registry looks up; kitaru's own ids have 32 characters.
 MAX_ID_LENGTH = 128
@@ -71,19 +74,12 @@ def one_execution(
     `exact` and `by_prefix` fetch from a registry (`by_prefix` at most SHOWN_MATCHES + 1
     records, see `prefix_range`); `where` names the registry in the not-found message.
     """
-    check_id("execution", given)
-    found = exact(given) or by_prefix(given)
-    if len(found) > 1:
-        raise ExecutionNotFoundError(ambiguous_message(
-            "execution", given, [f"{e.exec_id[:12]} ({e.flow_name}, {e.status})" for e in found],
-            more=len(found) > SHOWN_MATCHES,
-        ))
-    if not found:
-        raise ExecutionNotFoundError(
-            f"no execution {quoted(given)} in the registry at {where}; list executions "
-            "with `kitaru executions list` (or check the stack with KITARU_STACK)"
-        )
-    return found[0]
+    return _one(
+        "execution", given, exact, by_prefix, ExecutionNotFoundError,
+        lambda e: f"{e.exec_id[:12]} ({e.flow_name}, {e.status})",
+        lambda: f"no execution {quoted(given)} in the registry at {where}; list executions "
+        "with `kitaru executions list` (or check the stack with KITARU_STACK)",
+    )
 
 
 def one_artifact(
@@ -94,16 +90,25 @@ def one_artifact(
 ) -> ArtifactRecord:
     """The artifact whose id is `given`, else the one whose id starts with it (see
     `one_execution`)."""
-    check_id("artifact", given)
+    return _one(
+        "artifact", given, exact, by_prefix, ArtifactNotFoundError,
+        lambda a: f"{a.artifact_id[:12]} ({a.name}, execution {a.exec_id[:12]})",
+        lambda: f"no artifact {quoted(given)}; list them with `kitaru executions get EXEC_ID`",
+    )
+
+
+def _one(
+    kind: str, given: str, exact: Callable[[str], list[T]], by_prefix: Callable[[str], list[T]],
+    error: type[Exception], describe: Callable[[T], str], missing: Callable[[], str],
+) -> T:
+    """The one record `exact` or else `by_prefix` finds; `error` with the matches described,
+    or with the `missing()` message, when several or none do."""
+    check_id(kind, given)
     found = exact(given) or by_prefix(given)
     if len(found) > 1:
-        raise ArtifactNotFoundError(ambiguous_message(
-            "artifact", given,
-            [f"{a.artifact_id[:12]} ({a.name}, execution {a.exec_id[:12]})" for a in found],
-            more=len(found) > SHOWN_MATCHES,
+        raise error(ambiguous_message(
+            kind, given, [describe(r) for r in found], more=len(found) > SHOWN_MATCHES
         ))
     if not found:
-        raise ArtifactNotFoundError(
-            f"no artifact {quoted(given)}; list them with `kitaru executions get EXEC_ID`"
-        )
+        raise error(missing())
     return found[0]

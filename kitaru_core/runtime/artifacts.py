@@ -40,7 +40,7 @@ def new_artifact_id(exec_id: str) -> str:
     recording them touches a few index pages however large the registry has grown.
     With fully random ids each artifact dirtied a page of its own: folding a 256-call
     batch wrote 3.2 KB of SQLite WAL per call after 2,000 calls of history and 16 KB
-    after 150,000; this way 2.2-2.4 KB at both (bench/registry_growth.py). Two digits,
+    after 150,000; this way 2.2-2.6 KB (bench/registry_growth.py). Two digits,
     not more: the other 30 stay random (120 bits), so a 6- or 7-digit prefix of an
     artifact id is as unlikely to be ambiguous as with random ids (four shared digits
     made 6-digit prefixes of one execution's artifacts collide often).

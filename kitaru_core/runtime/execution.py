@@ -951,7 +951,8 @@ def _finish(
     ctx: ExecutionContext, status: ExecutionStatus | None,
     artifacts: Sequence[ArtifactRecord] = (), **fields: Any,
 ) -> bool:
-    """Record the outcome (with `artifacts`, the result) and give up ownership.
+    """Record the outcome (with `artifacts`, the result; recorded only with a `status`) and
+    give up ownership.
 
     Returns False if the execution was cancelled meanwhile: a cancel is final,
     so its status stays `cancelled` whatever the body did after it (the result is
@@ -968,8 +969,6 @@ def _finish(
             ctx.exec_id, update, artifacts, owner=ctx.owner, statuses=_LIVE
         ):
             return True
-    elif artifacts:
-        ctx.registry.add_artifacts(list(artifacts))
     ctx.registry.update_execution(ctx.exec_id, release, owner=ctx.owner)
     return status is None
 
