@@ -5,6 +5,7 @@ background resume that can't start is recorded where the user looks."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -120,9 +121,16 @@ def gated() -> str:
     return "opened" if wait(name="gate", schema=bool, timeout=0) else "closed"
 
 
+# One write: print() writes each piece on its own, and the flow's thread may write between.
 if __name__ == "__main__":
-    print("EXEC", gated.run().exec_id, flush=True)
+    sys.stdout.write(f"EXEC {gated.run().exec_id}\\n")
 '''
+
+
+def _exec_id(stdout: str) -> str:
+    found = re.search(r"EXEC ([0-9a-f]{32})", stdout)
+    assert found, stdout
+    return found.group(1)
 
 
 def test_a_background_resume_that_cannot_import_the_flow_is_recorded(tmp_path: Path) -> None:
@@ -131,7 +139,7 @@ def test_a_background_resume_that_cannot_import_the_flow_is_recorded(tmp_path: P
     started = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                              cwd=tmp_path, timeout=120)
     assert started.returncode == 0, started.stderr
-    exec_id = started.stdout.split("EXEC ")[1].split()[0]
+    exec_id = _exec_id(started.stdout)
     wait_for_status(exec_id, {"waiting"})
     script.write_text(BROKEN_AFTER_SUSPEND + "\ndef broken(:\n")
 
@@ -171,7 +179,7 @@ def test_a_flow_defined_in_python_c_warns_and_its_resume_failure_says_why(tmp_pa
                              cwd=tmp_path, timeout=120)
     assert started.returncode == 0, started.stderr
     assert "ResumeWarning" in started.stderr and "python -c" in started.stderr
-    exec_id = started.stdout.split("EXEC ")[1].split()[0]
+    exec_id = _exec_id(started.stdout)
     wait_for_status(exec_id, {"waiting"})
     answered = run_cli("executions", "input", exec_id, "--value", "true")
     assert "was defined in `python -c`" in answered.stderr
