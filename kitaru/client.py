@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kitaru_core.errors import InvalidStateError, InvalidValueError
 from kitaru_core.ids import quoted
@@ -217,6 +217,20 @@ class Execution(_Model):
     #: The flow's return value, once it completed (`executions.get` only).
     result_artifact: Artifact | None = None
 
+    #: What `executions.list` and `.page` leave empty (`executions.get` fills them).
+    SUMMARY_OMITS: ClassVar[tuple[str, ...]] = (
+        "checkpoints", "waits", "metadata", "usage", "options", "inputs_artifact",
+        "result_artifact",
+    )
+
+    def to_summary_dict(self) -> dict[str, Any]:
+        """`to_dict()` without the fields a listed execution leaves empty (`SUMMARY_OMITS`):
+        what `executions list -o json` prints."""
+        data = self.to_dict()
+        for name in self.SUMMARY_OMITS:
+            data.pop(name, None)
+        return data
+
     def load_inputs(self) -> dict[str, Any] | None:
         """The flow's inputs as `{"args": [...], "kwargs": {...}}`; None if not recorded."""
         return None if self.inputs_artifact is None else self.inputs_artifact.load()
@@ -325,7 +339,8 @@ class ExecutionsAPI:
         self, *, flow: str | None = None, status: str | ExecutionStatus | None = None,
         limit: int | None = None,
     ) -> list[Execution]:
-        """Executions, newest first (without their checkpoint details); `limit`: at most so many."""
+        """Executions, newest first, without their checkpoint details (`SUMMARY_OMITS`); each
+        `waiting` one with its `pending_wait`. `limit`: at most so many."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise InvalidValueError(f"limit={limit!r} is not a count; give 1 or more, or None for all")
         if limit is not None and limit >= 2**63:  # more than any registry holds (and SQL can say)
@@ -334,8 +349,16 @@ class ExecutionsAPI:
         records = self._stack.registry.list_executions(
             flow_name=flow, status=status_value, limit=limit
         )
-        records = watchdog.watch(self._stack, records)
-        return [_summary(r) for r in records if status_value is None or r.status == status_value]
+        return self._summaries(watchdog.watch(self._stack, records), status_value)
+
+    def _summaries(self, records: list[ExecutionRecord], status: str | None) -> list[Execution]:
+        """Listed executions (those still of `status`, if given), each `waiting` one with its
+        pending wait (one registry call for all of them)."""
+        shown = [r for r in records if status is None or r.status == status]
+        waiting = [r.exec_id for r in shown if r.status == ExecutionStatus.WAITING.value]
+        pending = {w.exec_id: PendingWait.of(w)
+                   for w in (self._stack.registry.pending_waits(waiting) if waiting else ())}
+        return [_summary(r, pending.get(r.exec_id)) for r in shown]
 
     def page(
         self, *, flow: str | None = None, status: str | ExecutionStatus | None = None,
@@ -356,9 +379,8 @@ class ExecutionsAPI:
         more = len(records) > limit
         records = records[:limit]
         last = records[-1] if more else None
-        watched = watchdog.watch(self._stack, records)
         return ExecutionPage(
-            items=[_summary(r) for r in watched if status_value is None or r.status == status_value],
+            items=self._summaries(watchdog.watch(self._stack, records), status_value),
             next_cursor=None if last is None else cursors.encode(last.created_at, last.exec_id),
         )
 
@@ -494,7 +516,7 @@ class ExecutionsAPI:
         """Running executions nobody continues: no launched runner, the owner gone and its
         lease expired, no recorded reason a resume can't go on (resume them to continue)."""
         records = self._stack.registry.list_executions(status=ExecutionStatus.RUNNING.value)
-        return [_summary(r) for r in records if watchdog.orphaned(r)]
+        return [_summary(r, None) for r in records if watchdog.orphaned(r)]
 
     def delete(
         self,
@@ -694,11 +716,11 @@ def _require_checkpoint(exec_id: str, checkpoint: str, calls: list[CallRecord]) 
     )
 
 
-def _summary(r: ExecutionRecord) -> Execution:
+def _summary(r: ExecutionRecord, pending: PendingWait | None) -> Execution:
     return Execution(
         exec_id=r.exec_id, flow_name=r.flow_name, status=ExecutionStatus(r.status),
         started_at=_dt(r.started_at), ended_at=_dt(r.ended_at), checkpoints=[],
-        pending_wait=None, failure=r.failure, original_exec_id=r.original_exec_id,
+        pending_wait=pending, failure=r.failure, original_exec_id=r.original_exec_id,
         stack_name=(r.stack or {}).get("name"),
         owner=describe_owner(r.owner) if r.owner else None, resumable=service.is_resumable(r),
         runner=r.runner, deployment=(r.flow_ref or {}).get("deployment"),

@@ -219,6 +219,21 @@ class Registry(Component):
     def get_waits(self, exec_id: str) -> list[WaitRecord]:
         """All waits of an execution, in order."""
 
+    def pending_waits(self, exec_ids: Sequence[str]) -> list[WaitRecord]:
+        """The pending wait of each of these executions that has one (its first, in wait
+        order), in the order of `exec_ids`; unknown ids are skipped.
+
+        What a list of executions shows beside each `waiting` one. The default asks
+        `get_waits` once per execution; a backend that can read them all at once
+        overrides this.
+        """
+        found = []
+        for exec_id in dict.fromkeys(exec_ids):
+            pending = next((w for w in self.get_waits(exec_id) if w.status == "pending"), None)
+            if pending is not None:
+                found.append(pending)
+        return found
+
     @abc.abstractmethod
     def answer_wait(self, exec_id: str, name: str, value: Any) -> bool:
         """Store an input for a pending wait; False if it is not pending."""

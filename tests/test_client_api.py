@@ -218,12 +218,18 @@ def test_bool_wait_suspends_then_input_and_resume_in_process(client):
     assert e.pending_wait.metadata == {"owner": "team-a"}
     assert e.pending_wait.schema["json_schema"] == {"type": "boolean"}
     assert [w.name for w in client.executions.pending_waits(handle.exec_id)] == ["approve"]
-    assert [e.exec_id for e in client.executions.list(status="waiting")] == [handle.exec_id]
+    (listed,) = client.executions.list(status="waiting")
+    assert listed.exec_id == handle.exec_id and listed.pending_wait == e.pending_wait
+    assert [x.pending_wait for x in client.executions.page().items] == [e.pending_wait]
+    summary = listed.to_summary_dict()
+    assert summary["pending_wait"]["question"] == "Ship it?"
+    assert not set(Execution.SUMMARY_OMITS) & set(summary)
 
     answered = client.executions.input(handle.exec_id, wait="approve", value=True, resume=False)
     assert answered.status is ExecutionStatus.WAITING  # resume=False: it stays until resumed
     assert answered.pending_wait is None
     assert client.executions.pending_waits(handle.exec_id) == []
+    assert [x.pending_wait for x in client.executions.list(status="waiting")] == [None]
 
     done = client.executions.resume(handle.exec_id, background=False)
     assert done.status is ExecutionStatus.COMPLETED

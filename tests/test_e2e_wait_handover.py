@@ -41,7 +41,10 @@ def start_polling(procs: Processes, workdir: Path) -> tuple[subprocess.Popen[byt
 def shown_as_waiting(exec_id: str) -> dict:
     listed = run_cli("executions", "list", "--status", "waiting", "-o", "json")
     assert listed.returncode == 0, listed.stderr
-    assert [e["exec_id"] for e in json.loads(listed.stdout)] == [exec_id]
+    (row,) = json.loads(listed.stdout)
+    assert row["exec_id"] == exec_id and row["pending_wait"]["name"] == "approve"
+    assert "inputs_artifact" not in row  # a list leaves it empty: not printed as null
+    assert "wait 'approve'" in run_cli("executions", "list", env={"COLUMNS": "160"}).stdout
     shown = run_cli("executions", "get", exec_id)
     assert "status    waiting" in shown.stdout and "owner gone" not in shown.stdout
     got = run_cli("executions", "get", exec_id, "-o", "json")

@@ -62,6 +62,34 @@ def test_inline_limit_is_the_served_registrys(sqlite_server: KitaruServer, tmp_p
     reg.close()
 
 
+def test_pending_waits_from_a_server_without_that_method(
+    sqlite_server: KitaruServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server older than `pending_waits` (its `/info` does not list it) is asked per
+    execution with `get_waits`, and gives the same answer."""
+    from kitaru_core.records import WaitRecord
+    from kitaru_core.testing.suites.registry import execution
+
+    sqlite_server.wipe()
+    reg = server_registry(sqlite_server, tmp_path, api_key=sqlite_server.token)
+    recs = [execution(status="waiting") for _ in range(3)]
+    for rec in recs:
+        reg.create_execution(rec)
+    for rec in recs[1:]:
+        reg.create_wait(WaitRecord(rec.exec_id, "approve", 1, "pending"))
+    ids = [r.exec_id for r in recs]
+    current = [(w.exec_id, w.name) for w in reg.pending_waits(ids)]
+    assert current == [(recs[1].exec_id, "approve"), (recs[2].exec_id, "approve")]
+    asked: list[str] = []
+    get_waits = reg.get_waits
+    monkeypatch.setattr(reg, "get_waits", lambda exec_id: asked.append(exec_id) or get_waits(exec_id))
+    info = {**reg.info(), "methods": [m for m in reg.info()["methods"] if m != "pending_waits"]}
+    monkeypatch.setattr(reg, "info", lambda: info)
+    assert [(w.exec_id, w.name) for w in reg.pending_waits(ids)] == current
+    assert asked == ids
+    reg.close()
+
+
 def test_a_read_key_reads_and_cannot_write(sqlite_server: KitaruServer, tmp_path: Path) -> None:
     from kitaru_server.flavors.server_registry import ServerAuthError
 

@@ -51,8 +51,7 @@ def list_executions(
         )
     found = _client().executions.list(flow=flow, status=status, limit=limit)
     if output == Format.json:
-        print_json([{k: v for k, v in e.to_dict().items() if k not in ("checkpoints", "waits", "usage")}
-                    for e in found])
+        print_json([e.to_summary_dict() for e in found])
         return
     table(
         ["id", "flow", "status", "started", "took", "note"],
@@ -69,6 +68,10 @@ def _took(e: Any) -> str:
 
 
 def _note(e: Any) -> str:
+    if e.pending_wait is not None:
+        from kitaru_core.ids import quoted
+
+        return f"wait {quoted(e.pending_wait.name)}"
     if e.resumable and e.status.value == "running":
         return "owner gone: resumable"
     if e.original_exec_id:

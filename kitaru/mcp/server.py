@@ -133,15 +133,15 @@ def kitaru_executions_list(
     stack: str | None = None,
     limit: int | None = 50,
 ) -> list[dict[str, Any]]:
-    """Executions, newest first, without their checkpoints; filter by status (running,
-    waiting, completed, failed, cancelled), flow name or stack name; at most `limit`
-    (None: all)."""
+    """Executions, newest first, without their checkpoints (a waiting one with its
+    `pending_wait`: name, question, schema); filter by status (running, waiting, completed,
+    failed, cancelled), flow name or stack name; at most `limit` (None: all)."""
     _check_limit(limit)
     found = current_client().executions.list(
         status=status, flow=flow, limit=None if stack is not None else limit)
     if stack is not None:
         found = [e for e in found if e.stack_name == stack][:limit]
-    return [_summary(e.to_dict()) for e in found]
+    return [e.to_summary_dict() for e in found]
 
 
 @tool("read")
@@ -598,14 +598,6 @@ def _secret(secret: Any) -> dict[str, Any]:
 def _check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidValueError(f"limit={limit!r} is not a count; give 1 or more, or null for all")
-
-
-def _summary(data: dict[str, Any]) -> dict[str, Any]:
-    """A listed execution without the fields a list leaves empty."""
-    for name in ("checkpoints", "waits", "metadata", "usage", "options", "inputs_artifact",
-                 "result_artifact"):
-        data.pop(name, None)
-    return data
 
 
 def main() -> None:

@@ -38,8 +38,9 @@ from .suites.registry import RegistryConformance  # noqa: E402
 #: ExecutionTarget and Orchestrator suites; 6, the execution's `runner` field and
 #: `update_execution(expected_version=)` (the runner watchdog); 7, `list_executions(before=)`
 #: keyset pages, newest first by (created_at, exec_id); 8, `ArtifactStore.get_range` (part of a blob);
-#: 9, `Registry.record_outcome` (a run's result and outcome; the default needs no override).
-SUITE_VERSION = 9
+#: 9, `Registry.record_outcome` (a run's result and outcome; the default needs no override);
+#: 10, `Registry.pending_waits` (the default needs no override).
+SUITE_VERSION = 10
 
 __all__ = [
     "SUITE_VERSION",

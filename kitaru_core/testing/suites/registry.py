@@ -403,6 +403,36 @@ class RegistryConformance(ComponentConformance):
         registry.create_wait(WaitRecord(rec.exec_id, "first", 2, "pending"))
         assert [w.name for w in registry.get_waits(rec.exec_id)] == ["first", "second"]
 
+    def test_pending_waits_gives_each_executions_first_pending_wait(self, registry: Registry) -> None:
+        schema = {"kind": "type", "ref": "builtins:bool", "json_schema": {"type": "boolean"}}
+        answered, two, none, one = (execution(status="waiting") for _ in range(4))
+        for rec in (answered, two, none, one):
+            registry.create_execution(rec)
+        registry.create_wait(WaitRecord(answered.exec_id, "approve", 1, "pending"))
+        registry.answer_wait(answered.exec_id, "approve", True)
+        registry.create_wait(WaitRecord(two.exec_id, "later", 7, "pending"))
+        registry.create_wait(WaitRecord(two.exec_id, "sooner", 3, "pending", question="Ship?",
+                                        schema=schema, metadata={"by": "ops"}, timeout=60.0))
+        registry.create_wait(WaitRecord(one.exec_id, "approve", 1, "pending"))
+        asked = [one.exec_id, answered.exec_id, "f" * 32, two.exec_id, none.exec_id, one.exec_id]
+        found = registry.pending_waits(asked)
+        assert [(w.exec_id, w.name) for w in found] == [(one.exec_id, "approve"), (two.exec_id, "sooner")]
+        sooner = found[1]
+        assert (sooner.status, sooner.question, sooner.schema, sooner.metadata, sooner.timeout) == (
+            "pending", "Ship?", schema, {"by": "ops"}, 60.0)
+        assert registry.pending_waits([]) == []
+
+    def test_pending_waits_of_many_executions_at_once(self, registry: Registry) -> None:
+        # More ids than one SQL statement may bind on some backends (SQLite: 999 by default
+        # before 3.32); every other execution has a pending wait.
+        recs = [execution(status="waiting") for _ in range(1_200)]
+        for rec in recs:
+            registry.create_execution(rec)
+        for rec in recs[::2]:
+            registry.create_wait(WaitRecord(rec.exec_id, "approve", 1, "pending"))
+        ids = [r.exec_id for r in reversed(recs)]
+        assert [w.exec_id for w in registry.pending_waits(ids)] == ids[1::2]
+
     def test_suspend_at_wait_lets_go_only_while_the_wait_is_pending(self, registry: Registry) -> None:
         rec = execution(owner="me", status="waiting")
         registry.create_execution(rec)

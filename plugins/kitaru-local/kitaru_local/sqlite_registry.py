@@ -842,13 +842,28 @@ class SqliteRegistry(Registry):
             f"SELECT {', '.join(_WAIT_COLS)} FROM waits WHERE exec_id = ? ORDER BY seq",
             (exec_id,),
         )
-        out = []
-        for row in rows:
-            data = dict(zip(_WAIT_COLS, row, strict=True))
-            for c in ("schema", "metadata", "value"):
-                data[c] = _loads(data[c])
-            out.append(WaitRecord(**data))
-        return out
+        return [self._wait(row) for row in rows]
+
+    def pending_waits(self, exec_ids: Sequence[str]) -> list[WaitRecord]:
+        ids = list(dict.fromkeys(exec_ids))
+        first: dict[str, WaitRecord] = {}
+        for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[i:i + 500]
+            for row in self._query(
+                f"SELECT {', '.join(_WAIT_COLS)} FROM waits WHERE status = 'pending' AND "
+                f"exec_id IN ({', '.join('?' * len(chunk))}) ORDER BY seq",
+                chunk,
+            ):
+                wait = self._wait(row)
+                first.setdefault(wait.exec_id, wait)
+        return [first[e] for e in ids if e in first]
+
+    @staticmethod
+    def _wait(row: tuple[Any, ...]) -> WaitRecord:
+        data = dict(zip(_WAIT_COLS, row, strict=True))
+        for c in ("schema", "metadata", "value"):
+            data[c] = _loads(data[c])
+        return WaitRecord(**data)
 
     def answer_wait(self, exec_id: str, name: str, value: Any) -> bool:
         with self._tx() as conn:

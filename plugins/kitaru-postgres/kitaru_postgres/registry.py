@@ -564,6 +564,19 @@ class PostgresRegistry(Registry):
         )
         return [WaitRecord(*r) for r in rows]
 
+    def pending_waits(self, exec_ids: Sequence[str]) -> list[WaitRecord]:
+        ids = list(dict.fromkeys(exec_ids))
+        if not ids:
+            return []
+        # One statement for any number of ids (an array parameter, not one placeholder each).
+        rows = self._query(
+            f"SELECT DISTINCT ON (exec_id) {', '.join(_WAIT_COLS)} FROM waits "
+            "WHERE status = 'pending' AND exec_id = ANY(%s) ORDER BY exec_id, seq",
+            (ids,),
+        )
+        first = {w.exec_id: w for w in (WaitRecord(*r) for r in rows)}
+        return [first[e] for e in ids if e in first]
+
     def answer_wait(self, exec_id: str, name: str, value: Any) -> bool:
         import time
 

@@ -246,6 +246,11 @@ class ServerRegistry(Registry):
     def get_waits(self, exec_id: str) -> list[WaitRecord]:
         return self._call("get_waits", exec_id=exec_id)
 
+    def pending_waits(self, exec_ids: Sequence[str]) -> list[WaitRecord]:
+        if "pending_waits" not in self.info().get("methods", ()):  # a server older than this
+            return super().pending_waits(exec_ids)
+        return self._call("pending_waits", exec_ids=list(exec_ids))
+
     def answer_wait(self, exec_id: str, name: str, value: Any) -> bool:
         return self._call("answer_wait", exec_id=exec_id, name=name, value=value)
 

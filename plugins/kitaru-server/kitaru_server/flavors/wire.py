@@ -207,6 +207,8 @@ RPCS: dict[str, Rpc] = {r.name: r for r in (
          idempotent=True),
     _rpc("get_waits", "read", args={"exec_id": _S}, result=many(WAIT), required=("exec_id",),
          idempotent=True),
+    _rpc("pending_waits", "read", args={"exec_ids": _S}, result=many(WAIT),
+         required=("exec_ids",), idempotent=True),
     _rpc("answer_wait", "operator", args={"exec_id": _S, "name": _S, "value": _S},
          required=("exec_id", "name")),
     _rpc("suspend_at_wait", "operator", args={"exec_id": _S, "owner": _S, "wait_name": _S},

@@ -24,11 +24,12 @@ def list_executions(
     limit: int = Query(50, ge=1, le=1000),
     cursor: str | None = Query(None, description="a previous page's `next_cursor`"),
 ) -> Response:
-    """Executions, newest first (without their checkpoints), one page at a time: pass
-    `next_cursor` back as `cursor` for the next page (null: there is none). Executions
-    created meanwhile never shift a page."""
+    """Executions, newest first (without their checkpoints; a waiting one with its
+    `pending_wait`), one page at a time: pass `next_cursor` back as `cursor` for the next
+    page (null: there is none). Executions created meanwhile never shift a page."""
     page = _client(request).executions.page(flow=flow, status=status, limit=limit, cursor=cursor)
-    return json_response(page.to_dict())
+    return json_response({"items": [e.to_summary_dict() for e in page.items],
+                          "next_cursor": page.next_cursor})
 
 
 @router.get("/{exec_id}", dependencies=[require("read")], response_model=dict[str, Any])
