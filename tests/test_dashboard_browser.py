@@ -118,7 +118,7 @@ def test_a_wait_answered_through_the_form_completes_the_execution(
     shots = tmp_path / "screenshots"
     log_in(browser, base, server["token"])
     row = find(browser, f'tr[data-exec="{exec_id}"]')
-    assert "waiting" in row.text and "review" in row.text
+    assert "waiting" in row.text and "review" in row.text and "wait 'approve'" in row.text
     row.find_element(By.CSS_SELECTOR, "a").click()
     until(browser, lambda d: d.current_url.endswith(f"/dashboard/executions/{exec_id}"), "the execution page")
 

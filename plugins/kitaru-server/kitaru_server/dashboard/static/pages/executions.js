@@ -56,9 +56,15 @@ function row(e) {
     h('td', {}, fmtTime(e.started_at)),
     h('td', {}, fmtDuration(span(e.started_at, e.ended_at))),
     h('td', {}, e.stack_name || '–'),
-    h('td', {}, e.original_exec_id
-      ? h('a', { href: `/dashboard/executions/${encodeURIComponent(e.original_exec_id)}`, class: 'mono' }, `replay of ${shortId(e.original_exec_id)}`)
-      : ''));
+    h('td', {}, note(e)));
+}
+
+// What the last column says: the wait an execution needs input for, or what it replays.
+function note(e) {
+  if (e.pending_wait) return `wait '${e.pending_wait.name}'`;
+  return e.original_exec_id
+    ? h('a', { href: `/dashboard/executions/${encodeURIComponent(e.original_exec_id)}`, class: 'mono' }, `replay of ${shortId(e.original_exec_id)}`)
+    : '';
 }
 
 async function refresh() {
