@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -81,7 +80,7 @@ def main() -> None:
     sys.path.insert(0, str(BENCH))
     import _flows
     import checkpoint_overhead
-    from _harness import new_home
+    from _harness import median, new_home
     from kitaru_local.sqlite_registry import SqliteRegistry
 
     home = new_home()
@@ -121,9 +120,6 @@ def main() -> None:
         _flows.plain_loop(n, start)
         plain_us.append((time.perf_counter() - began) / n * 1e6)
     shutil.rmtree(home, ignore_errors=True)
-
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
 
     print(f"chain flow of {n} checkpoints, {opts.rounds} rounds, medians in µs per call; "
           f"load average {os.getloadavg()[0]:.1f}")

@@ -227,7 +227,7 @@ class Registry(Component):
         `get_waits` once per execution; a backend that can read them all at once
         overrides this.
         """
-        found = []
+        found: list[WaitRecord] = []
         for exec_id in dict.fromkeys(exec_ids):
             pending = next((w for w in self.get_waits(exec_id) if w.status == "pending"), None)
             if pending is not None:
