@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from conftest import run_cli
+from conftest import run_cli, until_suspended
 
-from kitaru import checkpoint, flow
+from kitaru import checkpoint, flow, wait
 from kitaru.cli import extensions
 from kitaru.cli.main import app
 from kitaru_core.stack import StackStore
@@ -210,6 +210,27 @@ def test_status_shows_the_resolved_stack(cli, tmp_path: Path, monkeypatch):
     data = cli("status", "-o", "json").json()
     assert (data["active_stack"], data["components"]["execution_target"]) == ("proc", "process")
     assert "proc" in cli("status").stdout
+
+
+@flow
+def approval(text: str) -> str:
+    if not wait(name="approve", question="Ship it?", schema=bool, timeout=0):
+        return "rejected"
+    return shout(text).load()
+
+
+def test_status_counts_executions_waiting_for_input(cli):
+    assert cli("status", "-o", "json").json()["waiting_executions"] == 0
+    assert "waiting:" not in cli("status").stdout
+    handles = [approval.run("a"), approval.run("b")]
+    for handle in handles:
+        until_suspended(handle)
+    assert cli("status", "-o", "json").json()["waiting_executions"] == 2
+    assert "waiting:      2 executions wait for input" in cli("status").stdout
+    cli("executions", "input", handles[0].exec_id, "--wait", "approve", "--value", "false")
+    assert handles[0].wait() == "rejected"
+    assert cli("status", "-o", "json").json()["waiting_executions"] == 1
+    assert "waiting:      1 execution waits for input" in cli("status").stdout
 
 
 def test_json_errors_keep_stdout_clean_for_scripts(cli):

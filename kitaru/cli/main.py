@@ -93,7 +93,7 @@ def init(output: Format = OutputOption) -> None:
 
 @app.command()
 def status(output: Format = OutputOption) -> None:
-    """Show the kitaru home, the active stack and its components."""
+    """Show the kitaru home, the active stack and its components, and what waits for input."""
     from kitaru_core.home import home_dir
     from kitaru_core.stack import StackStore, resolve_stack_name
 
@@ -109,6 +109,7 @@ def status(output: Format = OutputOption) -> None:
     }
     check = doctor_cmd.registry_check(name)  # a quick integrity check of the record
     data["registry_check"] = check
+    data["waiting_executions"] = _waiting_count(name) if check["ok"] is not False else None
     if output == Format.json:
         print_json(data)
     else:
@@ -121,8 +122,24 @@ def status(output: Format = OutputOption) -> None:
             typer.echo(f"registry:     not checked: {check['problems'][0]}")
         else:
             typer.echo(f"registry:     DAMAGED: {check['problems'][0]}")
+        waiting = data["waiting_executions"]
+        if waiting:
+            verb = "execution waits" if waiting == 1 else "executions wait"
+            typer.echo(f"waiting:      {waiting} {verb} for input "
+                       "(`kitaru executions list --status waiting`)")
     if check["ok"] is False:
         raise typer.Exit(1)
+
+
+def _waiting_count(stack_name: str) -> int | None:
+    """How many executions wait for input (None when the record cannot be read)."""
+    from kitaru.client import KitaruClient
+    from kitaru_core.errors import KitaruError
+
+    try:
+        return len(KitaruClient(stack_name).executions.list(status="waiting"))
+    except KitaruError:
+        return None
 
 
 use_lean_help(app)  # after every command and group is registered
